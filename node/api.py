@@ -1,0 +1,456 @@
+"""The node's OpenAI-compatible HTTP API.
+
+Every failure leaves as an OpenAI-style body, {"error": {"message", "type",
+"param", "code"}}, with the status a client library expects: 400 for a bad
+request, 401 for a wrong key, 404 for an unknown model, 413 for an oversized
+body, 429 (+ Retry-After) when a model's queue is full, 503 (+ Retry-After)
+while an engine restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
+
+from swarm import __version__
+from swarm.records import Generation, GenerationRequest, Message
+
+from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable
+from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
+from .metrics import NodeMetrics
+
+DEFAULT_MAX_TOKENS = 256
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+# ---- request bodies: what OpenAI clients send; unknown fields are ignored as OpenAI's servers do
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[TextPart]
+
+    def record(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        return Message("system" if self.role == "developer" else self.role, text)
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class SamplingFields(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1, le=1, description="only one choice per request is supported")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences")
+        return value
+
+    def _sampling(self, max_tokens: int | None) -> dict[str, Any]:
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        return {
+            "model": self.model,
+            "max_tokens": max_tokens or DEFAULT_MAX_TOKENS,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": stop,
+            "seed": self.seed,
+        }
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+
+    def record(self) -> GenerationRequest:
+        return GenerationRequest(
+            messages=tuple(m.record() for m in self.messages),
+            **self._sampling(self.max_completion_tokens or self.max_tokens),
+        )
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[str]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and len(value) != 1:
+            raise ValueError("exactly one prompt per request is supported")
+        return value
+
+    def record(self) -> GenerationRequest:
+        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+        return GenerationRequest(prompt=prompt, **self._sampling(self.max_tokens))
+
+
+# ---- the app
+
+
+class NodeState:
+    """What the API serves: the hosted models and the node's metrics."""
+
+    def __init__(
+        self, models: dict[str, HostedModel], metrics: NodeMetrics, api_keys: tuple[str, ...] = ()
+    ) -> None:
+        self.models = models
+        self.metrics = metrics
+        self.api_keys = tuple(k.encode() for k in api_keys)
+        self.started = time.time()
+        self.node_id: str | None = None
+
+    def model(self, name: str) -> HostedModel:
+        hosted = self.models.get(name)
+        if hosted is None:
+            raise APIError(
+                404,
+                f"model {name!r} is not served here; available: {', '.join(self.models)}",
+                code="model_not_found",
+                param="model",
+            )
+        return hosted
+
+
+def _usage_json(generation: Generation) -> dict[str, int]:
+    u = generation.usage
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+    }
+
+
+def _sse(data: dict[str, Any] | str) -> bytes:
+    return f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+def _engine_error(error: Exception) -> APIError:
+    if isinstance(error, QueueFull):
+        return APIError(
+            429,
+            str(error),
+            type="rate_limit_error",
+            code="queue_full",
+            headers={"Retry-After": str(error.retry_after)},
+        )
+    if isinstance(error, InvalidRequest):
+        return APIError(400, str(error), param=error.param)
+    if isinstance(error, ContextLengthExceeded):
+        return APIError(400, str(error), code="context_length_exceeded", param="messages")
+    if isinstance(error, EngineUnavailable):
+        return APIError(
+            503,
+            str(error),
+            type="service_unavailable",
+            code="engine_unavailable",
+            headers={"Retry-After": str(RESTART_RETRY_AFTER_S)},
+        )
+    return APIError(500, f"the engine failed: {error}", type="server_error", code="engine_error")
+
+
+def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp:
+    """The API as an ASGI app, guarded by the key check and the size limit."""
+    app = FastAPI(
+        title="swarm node",
+        version=__version__,
+        description="An OpenAI-compatible endpoint of one node of the swarm-inference network.",
+    )
+    app.state.node = state
+    metrics = state.metrics
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            return APIError(
+                400,
+                f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}",
+                code="invalid_json",
+            ).response()
+        location = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = ".".join(location) or None
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "missing":
+            message = f"missing required field {param!r}"
+        elif param:
+            message = f"invalid {param!r}: {message}"
+        return APIError(400, message, param=param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
+        return APIError(exc.status_code, str(exc.detail), type=kind).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
+
+    async def _run(endpoint: str, body: SamplingFields, chat: bool) -> Response:
+        hosted = state.model(body.model)
+        request = body.record()  # type: ignore[attr-defined]
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        try:
+            if body.stream:
+                stream = await hosted.stream(request)
+                metrics.requests.labels(hosted.name, endpoint, "200").inc()
+                return StreamingResponse(
+                    _events(stream, hosted.name, chat, include_usage),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"},
+                )
+            generation = await hosted.generate(request)
+        except (EngineError, QueueFull, InvalidRequest) as error:
+            api_error = _engine_error(error)
+            metrics.requests.labels(hosted.name, endpoint, str(api_error.status)).inc()
+            if isinstance(error, QueueFull):
+                metrics.errors.labels(hosted.name, "QueueFull").inc()
+            raise api_error from error
+        metrics.requests.labels(hosted.name, endpoint, "200").inc()
+        return JSONResponse(_completion_json(generation, hosted.name, chat))
+
+    async def _events(stream: Any, model: str, chat: bool, include_usage: bool) -> AsyncIterator[bytes]:
+        ident, created = _new_id(chat), int(time.time())
+        kind = "chat.completion.chunk" if chat else "text_completion"
+
+        def chunk(choice: dict[str, Any], **extra: Any) -> dict[str, Any]:
+            return {
+                "id": ident,
+                "object": kind,
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                **extra,
+            }
+
+        try:
+            if chat:
+                yield _sse(
+                    chunk({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+                )
+            async for text in stream:
+                piece = {"content": text} if chat else None
+                choice = {"index": 0, "delta": piece} if chat else {"index": 0, "text": text}
+                yield _sse(chunk({**choice, "finish_reason": None}))
+            final: Generation = stream.result
+            end = {"index": 0, "delta": {}} if chat else {"index": 0, "text": ""}
+            yield _sse(chunk({**end, "finish_reason": final.finish_reason}))
+            if include_usage:
+                yield _sse(
+                    {
+                        "id": ident,
+                        "object": kind,
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": _usage_json(final),
+                    }
+                )
+            yield _sse("[DONE]")
+        except EngineError as error:
+            # Headers are gone already: the error travels as an event, as OpenAI's servers do.
+            api_error = _engine_error(error)
+            yield _sse(
+                {"error": {"message": api_error.message, "type": api_error.type, "code": api_error.code}}
+            )
+        finally:
+            await stream.aclose()
+
+    @app.post(
+        "/v1/chat/completions", summary="Chat completion (streams by server-sent events when stream=true)"
+    )
+    async def chat_completions(body: ChatCompletionRequest) -> Response:
+        return await _run("chat", body, chat=True)
+
+    @app.post("/v1/completions", summary="Text completion")
+    async def completions(body: CompletionRequest) -> Response:
+        return await _run("completion", body, chat=False)
+
+    @app.get("/v1/models", summary="Models served by this node")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(m, state.started) for m in state.models.values()]}
+
+    @app.get("/v1/models/{name:path}", summary="One model")
+    async def get_model(name: str) -> dict[str, Any]:
+        return _model_card(state.model(name), state.started)
+
+    @app.get("/health", summary="Liveness and the state of every model")
+    async def health() -> JSONResponse:
+        states = {name: m.state for name, m in state.models.items()}
+        ready = all(s == "ready" for s in states.values())
+        body = {
+            "status": "ok" if ready else "degraded",
+            "version": __version__,
+            "node_id": state.node_id,
+            "uptime_s": round(time.time() - state.started, 1),
+            "models": states,
+        }
+        return JSONResponse(body)
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return Guard(app, state.api_keys, max_request_bytes)
+
+
+class Guard:
+    """ASGI middleware for /v1: the API key check and the request size limit.
+
+    Plain ASGI rather than an HTTP middleware so streamed responses and client
+    disconnects pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, api_keys: tuple[bytes, ...], max_request_bytes: int) -> None:
+        self.app, self.api_keys, self.max_request_bytes = app, api_keys, max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if self.api_keys and not _authorized(headers.get("authorization", ""), self.api_keys):
+            error = APIError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
+            await error.response()(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_request_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        if scope["method"] == "POST" and "json" not in headers.get("content-type", ""):
+            # The body of every /v1 POST is JSON whatever the client labels it (curl -d says form data).
+            scope = {
+                **scope,
+                "headers": [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                + [(b"content-type", b"application/json")],
+            }
+        received = 0
+
+        async def counted_receive() -> ASGIMessage:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_request_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = APIError(
+            413,
+            f"the request body is larger than this node accepts ({self.max_request_bytes} bytes)",
+            code="request_too_large",
+        )
+        await error.response()(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _authorized(authorization: str, keys: tuple[bytes, ...]) -> bool:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    presented = token.strip().encode()
+    # Compare against every key so the time taken doesn't tell which one nearly matched.
+    return any([hmac.compare_digest(presented, key) for key in keys])
+
+
+def _new_id(chat: bool) -> str:
+    return ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+
+
+def _completion_json(generation: Generation, model: str, chat: bool) -> dict[str, Any]:
+    if chat:
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": generation.text}}
+    else:
+        choice = {"index": 0, "text": generation.text, "logprobs": None}
+    choice["finish_reason"] = generation.finish_reason
+    return {
+        "id": _new_id(chat),
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+        "usage": _usage_json(generation),
+    }
+
+
+def _model_card(hosted: HostedModel, created: float) -> dict[str, Any]:
+    info = hosted.info
+    return {
+        "id": info.name,
+        "object": "model",
+        "created": int(created),
+        "owned_by": "swarm",
+        "backend": info.backend,
+        "context_length": info.context_length,
+        "chat": info.chat,
+        "hardware": info.hardware,
+        "parallel": info.parallel,
+        "tokens_per_second": info.tokens_per_second,
+        "state": hosted.state,
+    }

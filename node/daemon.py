@@ -1,0 +1,166 @@
+"""`swarm node start`: load the models, serve the API, stop cleanly.
+
+One trio process: hypercorn serves the ASGI app while engines run in worker
+threads (and, for vLLM, in supervised child processes). The data dir holds
+the node's state and a lock, so two nodes never share one by accident.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import hypercorn.config
+import hypercorn.trio
+import trio
+
+from swarm.config import NodeConfig
+
+from .api import NodeState, create_app
+from .catalog import CatalogError
+from .engines import load_engine
+from .engines.base import Engine, EngineError
+from .hosting import HostedModel
+from .metrics import NodeMetrics
+
+log = logging.getLogger("swarm.node")
+
+STATE_FILE = "node.json"
+
+
+class NodeStartError(Exception):
+    """The node can't start; the message says why and what to do."""
+
+
+class DataDirLock:
+    """An exclusive lock on the data dir, held for the node's life (released by the OS if it dies)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "node.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> DataDirLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise NodeStartError(
+                f"data dir {self.path.parent} is in use by pid {holder}: "
+                "stop that node or pass another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _load_engines(config: NodeConfig) -> list[Engine]:
+    engines: list[Engine] = []
+    try:
+        for model in config.models:
+            log.info("loading %s (%s backend)", model.model, model.backend)
+            engines.append(load_engine(model, config.cache_dir, config.data_dir / "logs"))
+    except (CatalogError, EngineError) as exc:
+        for engine in engines:
+            engine.close()
+        raise NodeStartError(str(exc)) from None
+    return engines
+
+
+def _write_state(config: NodeConfig, url: str, models: list[str]) -> Path:
+    path = config.data_dir / STATE_FILE
+    state = {"pid": os.getpid(), "url": url, "models": models, "started": time.time()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+    return path
+
+
+async def _stop_on_signal(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            shutdown.set()
+            return
+
+
+async def run_node(config: NodeConfig) -> None:
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (config.data_dir / "logs").mkdir(exist_ok=True, mode=0o700)
+    with DataDirLock(config.data_dir):
+        engines = await trio.to_thread.run_sync(_load_engines, config)
+        try:
+            await _serve(config, engines)
+        finally:
+            for engine in engines:
+                engine.close()
+            (config.data_dir / STATE_FILE).unlink(missing_ok=True)
+
+
+async def _serve(config: NodeConfig, engines: list[Engine]) -> None:
+    metrics = NodeMetrics()
+    hosted = {e.info.name: HostedModel(e, metrics, max_waiting=config.max_waiting) for e in engines}
+    state = NodeState(hosted, metrics, config.api_keys)
+    app = create_app(state, max_request_bytes=config.max_request_bytes)
+    hyper = hypercorn.config.Config()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hyper.bind = [f"{host}:{config.port}"]
+    hyper.accesslog = None
+    hyper.graceful_timeout = 5
+    shutdown = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for model in hosted.values():
+            model.attach(nursery)
+        nursery.start_soon(_stop_on_signal, shutdown)
+        try:
+            binds = await nursery.start(
+                partial(hypercorn.trio.serve, app, hyper, shutdown_trigger=shutdown.wait)
+            )
+        except OSError as exc:
+            raise NodeStartError(f"can't listen on {config.host}:{config.port}: {exc.strerror}") from None
+        url = binds[0]
+        _write_state(config, url, list(hosted))
+        served = ", ".join(f"{m.name} ({m.info.backend})" for m in hosted.values())
+        print(f"swarm node ready at {url} serving {served}", flush=True)
+        if config.host not in ("127.0.0.1", "::1", "localhost") and not config.api_keys:
+            log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
+        await shutdown.wait()
+        nursery.cancel_scope.deadline = trio.current_time() + hyper.graceful_timeout + 1
+
+
+def main(config: NodeConfig) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        trio.run(run_node, config)
+    except (NodeStartError, BaseExceptionGroup) as exc:
+        leaves = _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+        if not all(isinstance(leaf, NodeStartError) for leaf in leaves):
+            raise
+        for leaf in leaves:
+            print(f"error: {leaf}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The real errors inside trio's nested exception groups, to show to a person."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found

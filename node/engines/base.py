@@ -1,0 +1,63 @@
+"""The one small interface every model backend implements.
+
+Engines are synchronous: the node calls them from worker threads, so an
+engine may block (llama.cpp, torch, an HTTP call) without stalling the
+event loop. Streaming goes through a callback that returns True to stop
+generation early (the client went away).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from swarm.records import Generation, GenerationRequest, ModelInfo
+
+# Called with each streamed piece of text; returning True cancels the generation.
+TextSink = Callable[[str], bool]
+
+
+class EngineError(Exception):
+    """The engine could not serve a request; the message is shown to the caller."""
+
+
+class ContextLengthExceeded(EngineError):
+    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+        super().__init__(
+            f"the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; "
+            "shorten the prompt"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.context_length = context_length
+
+
+class EngineUnavailable(EngineError):
+    """The engine is (re)starting or its process is gone; the caller may retry later."""
+
+
+class EngineCrashed(EngineError):
+    """The engine failed in a way that needs a restart before it serves again."""
+
+
+class Engine(ABC):
+    info: ModelInfo
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> Generation:
+        """Run one request to completion."""
+
+    @abstractmethod
+    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+        """Run one request, handing each piece of text to `sink` as it is produced.
+
+        Returns the whole generation. If `sink` returns True the engine stops as
+        soon as it can, makes no more calls, and reports finish_reason "cancelled".
+        """
+
+    @abstractmethod
+    def restart(self) -> None:
+        """Bring the engine back after EngineCrashed; blocks until it serves again."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the model and any process behind it."""

@@ -1,0 +1,266 @@
+"""A model hosted by this node: its engine behind a fair, bounded queue.
+
+Engines block, so they run in worker threads; this module is where the
+node's trio world meets them. It admits requests in arrival order up to the
+engine's parallel slots, refuses past a bounded wait line (the API turns that
+into 429 + Retry-After), restarts an engine that crashed, and keeps the
+per-model metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import trio
+
+from swarm.records import Generation, GenerationRequest, ModelInfo
+
+from . import prompts
+from .engines.base import Engine, EngineCrashed, EngineError, EngineUnavailable
+from .metrics import NodeMetrics
+
+RESTART_RETRY_AFTER_S = 5
+STREAM_BUFFER = 64
+
+
+class QueueFull(Exception):
+    def __init__(self, model: str, waiting: int, retry_after: int) -> None:
+        super().__init__(f"model {model!r} has {waiting} requests waiting, the most it queues; retry later")
+        self.retry_after = retry_after
+
+
+class InvalidRequest(ValueError):
+    """The request can't be served by this model as asked; the message says why."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class ModelQueue:
+    """FIFO admission to a model's slots with a bounded wait line.
+
+    trio's Semaphore hands a released slot to the longest waiter, so admission
+    is first come, first served.
+    """
+
+    def __init__(self, slots: int, max_waiting: int) -> None:
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.waiting = 0
+        self._semaphore = trio.Semaphore(slots)
+        self._mean_latency_s = 1.0
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self._mean_latency_s * (self.waiting + 1) / self.slots))
+
+    def record_latency(self, seconds: float) -> None:
+        self._mean_latency_s = 0.8 * self._mean_latency_s + 0.2 * seconds
+
+    async def acquire(self, model: str) -> None:
+        if self._semaphore.value == 0 and self.waiting >= self.max_waiting:
+            raise QueueFull(model, self.waiting, self.retry_after())
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+
+    def release(self) -> None:
+        self._semaphore.release()
+
+
+class TextStream:
+    """The pieces of one streamed generation, then its summary in `result`."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel, cancel: threading.Event, first: object) -> None:
+        self._receive = receive
+        self._cancel = cancel
+        self._pending: object | None = first
+        self.result: Generation | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._pending is not None:
+            item, self._pending = self._pending, None
+        else:
+            try:
+                item = await self._receive.receive()
+            except trio.EndOfChannel:
+                raise StopAsyncIteration from None
+        if isinstance(item, Generation):
+            self.result = item
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, str)
+        return item
+
+    async def aclose(self) -> None:
+        self._cancel.set()
+        await self._receive.aclose()
+
+
+class HostedModel:
+    def __init__(self, engine: Engine, metrics: NodeMetrics, *, max_waiting: int = 64) -> None:
+        self.engine = engine
+        self.name = engine.info.name
+        self.queue = ModelQueue(engine.info.parallel, max_waiting)
+        self.state = "ready"
+        self._metrics = metrics
+        self._tokens_per_second: float | None = None
+        self._nursery: trio.Nursery | None = None
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """Give the model the node's nursery, where streams and restarts run."""
+        self._nursery = nursery
+
+    @property
+    def info(self) -> ModelInfo:
+        return dataclasses.replace(self.engine.info, tokens_per_second=self._tokens_per_second)
+
+    def prepare(self, request: GenerationRequest) -> GenerationRequest:
+        """Check the request against this model and shape it for the engine."""
+        limit = self.engine.info.context_length
+        if request.max_tokens > limit:
+            raise InvalidRequest(
+                f"max_tokens is {request.max_tokens} but model {self.name!r} has a context of {limit} tokens",
+                param="max_tokens",
+            )
+        return request if self.engine.info.chat else prompts.as_completion(request)
+
+    def _check_ready(self) -> None:
+        if self.state != "ready":
+            raise EngineUnavailable(
+                f"model {self.name!r} is restarting after an engine failure; retry shortly"
+            )
+
+    def _account(self, generation: Generation, started: float) -> None:
+        elapsed = time.monotonic() - started
+        self.queue.record_latency(elapsed)
+        self._metrics.latency.labels(self.name).observe(elapsed)
+        self._metrics.prompt_tokens.labels(self.name).inc(generation.usage.prompt_tokens)
+        self._metrics.completion_tokens.labels(self.name).inc(generation.usage.completion_tokens)
+        if generation.usage.completion_tokens >= 8 and elapsed > 0:
+            rate = generation.usage.completion_tokens / elapsed
+            previous = self._tokens_per_second
+            self._tokens_per_second = rate if previous is None else 0.8 * previous + 0.2 * rate
+
+    def _on_engine_error(self, error: EngineError) -> None:
+        self._metrics.errors.labels(self.name, type(error).__name__).inc()
+        if isinstance(error, EngineCrashed) and self.state == "ready":
+            self.state = "restarting"
+            assert self._nursery is not None
+            self._nursery.start_soon(self._restart)
+
+    async def _restart(self) -> None:
+        self._metrics.engine_restarts.labels(self.name).inc()
+        while True:
+            try:
+                await trio.to_thread.run_sync(self.engine.restart)
+            except Exception:  # a failed restart is retried: the node must come back on its own
+                await trio.sleep(RESTART_RETRY_AFTER_S)
+                continue
+            self.state = "ready"
+            return
+
+    async def _admit(self) -> float:
+        self._check_ready()
+        self._metrics.queue_waiting.labels(self.name).set(self.queue.waiting + 1)
+        try:
+            await self.queue.acquire(self.name)
+        finally:
+            self._metrics.queue_waiting.labels(self.name).set(self.queue.waiting)
+        self._metrics.running.labels(self.name).inc()
+        return time.monotonic()
+
+    def _leave(self) -> None:
+        self._metrics.running.labels(self.name).dec()
+        self.queue.release()
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        request = self.prepare(request)
+        started = await self._admit()
+        try:
+            generation = await trio.to_thread.run_sync(self.engine.generate, request)
+        except EngineError as error:
+            self._on_engine_error(error)
+            raise
+        finally:
+            self._leave()
+        self._account(generation, started)
+        return generation
+
+    async def stream(self, request: GenerationRequest) -> TextStream:
+        """Start a streamed generation; returns once the first piece (or an error) is known.
+
+        Waiting for the first piece lets a bad request fail with a proper HTTP
+        status instead of an error inside an already-started event stream.
+        """
+        request = self.prepare(request)
+        started = await self._admit()
+        send, receive = trio.open_memory_channel[object](STREAM_BUFFER)
+        cancel = threading.Event()
+        assert self._nursery is not None
+        self._nursery.start_soon(self._produce, request, send, cancel, started)
+        try:
+            first = await receive.receive()
+        except trio.EndOfChannel:
+            raise EngineError(f"model {self.name!r} ended the stream without a result") from None
+        except BaseException:
+            cancel.set()
+            await receive.aclose()
+            raise
+        if isinstance(first, BaseException):
+            raise first
+        return TextStream(receive, cancel, first)
+
+    async def _produce(
+        self,
+        request: GenerationRequest,
+        send: trio.MemorySendChannel,
+        cancel: threading.Event,
+        started: float,
+    ) -> None:
+        first_token_seen = False
+
+        def sink(text: str) -> bool:
+            nonlocal first_token_seen
+            if cancel.is_set():
+                return True
+            if not first_token_seen:
+                first_token_seen = True
+                self._metrics.time_to_first_token.labels(self.name).observe(time.monotonic() - started)
+            try:
+                trio.from_thread.run(send.send, text)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
+                cancel.set()
+                return True
+            return False
+
+        async with send:
+            try:
+                generation = await trio.to_thread.run_sync(self.engine.stream, request, sink)
+            except EngineError as error:
+                self._on_engine_error(error)
+                outcome: object = error
+            except Exception as exc:  # a fault in a background task must not take the node down
+                crash = EngineCrashed(f"model {self.name!r} failed while streaming: {exc}")
+                self._on_engine_error(crash)
+                outcome = crash
+            else:
+                self._account(generation, started)
+                outcome = generation
+                if generation.finish_reason == "cancelled":
+                    self._metrics.client_disconnects.labels(self.name).inc()
+            finally:
+                self._leave()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await send.send(outcome)  # fails only when the client is gone: nobody is left to tell

@@ -1,0 +1,51 @@
+"""Prometheus metrics of one node, in a registry of its own (several nodes may share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "swarm_requests",
+            "Requests answered, by model, endpoint and HTTP status",
+            ["model", "endpoint", "status"],
+            registry=r,
+        )
+        self.prompt_tokens = Counter("swarm_prompt_tokens", "Prompt tokens processed", ["model"], registry=r)
+        self.completion_tokens = Counter("swarm_completion_tokens", "Tokens generated", ["model"], registry=r)
+        self.latency = Histogram(
+            "swarm_request_latency_seconds",
+            "Time from admission to the last token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "swarm_time_to_first_token_seconds",
+            "Time from admission to the first streamed token",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "swarm_errors", "Failed requests, by model and error type", ["model", "type"], registry=r
+        )
+        self.queue_waiting = Gauge(
+            "swarm_queue_waiting", "Requests waiting for a model slot", ["model"], registry=r
+        )
+        self.running = Gauge("swarm_requests_running", "Requests being generated", ["model"], registry=r)
+        self.engine_restarts = Counter(
+            "swarm_engine_restarts", "Engine restarts after a crash", ["model"], registry=r
+        )
+        self.client_disconnects = Counter(
+            "swarm_client_disconnects", "Streams the client closed before the end", ["model"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

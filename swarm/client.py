@@ -1,0 +1,321 @@
+"""The client SDK: `AsyncClient` (trio or asyncio) and `Client` (blocking).
+
+Every call has one total deadline, `timeout`, covering connecting, queueing,
+generating and reading the whole stream, not a limit per socket operation.
+Retries happen only where the node provably did no work: the connection
+could not be made, or the node refused with 429/503 and said when to retry.
+
+The blocking `Client` runs the async implementation on an event loop in a
+helper thread (anyio's blocking portal), so both share one code path and
+the same deadline semantics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import httpx
+
+from . import errors
+from .config import DEFAULT_PORT
+from .records import Message
+from .types import Completion, CompletionChunk, Health, ModelCard
+
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+RETRY_STATUSES = (429, 503)
+
+ChatInput = str | Sequence[Message | dict[str, Any]]
+
+
+def _messages(messages: ChatInput) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    return [m if isinstance(m, dict) else {"role": m.role, "content": m.content} for m in messages]
+
+
+def _options(**options: Any) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise errors.DeadlineExceeded(f"the call did not finish within its {self.seconds:g} s deadline")
+        return left
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 2,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # No httpx timeouts: the total deadline below is the one limit.
+        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=None)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._default_model: str | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- plumbing
+
+    @asynccontextmanager
+    async def _response(
+        self, method: str, path: str, deadline: _Deadline, body: dict[str, Any] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """An open response with a 2xx status, retried where safe; error statuses raise."""
+        attempt = 0
+        while True:
+            request = self._http.build_request(method, path, json=body)
+            try:
+                with anyio.fail_after(deadline.left()):
+                    response = await self._http.send(request, stream=True)
+            except TimeoutError:
+                raise errors.DeadlineExceeded(
+                    f"no answer from {request.url} within {deadline.seconds:g} s"
+                ) from None
+            except httpx.ConnectError as exc:
+                if attempt < self.max_retries:
+                    attempt += 1
+                    await self._pause(min(0.25 * 2**attempt, deadline.left()))
+                    continue
+                raise errors.ConnectionFailed(f"could not connect to {self._http.base_url}: {exc}") from None
+            except httpx.TransportError as exc:
+                raise errors.ConnectionFailed(
+                    f"the connection to {self._http.base_url} failed: {exc}"
+                ) from None
+            try:
+                if response.status_code >= 400:
+                    with anyio.fail_after(deadline.left()):
+                        await response.aread()
+                    try:
+                        payload = response.json()
+                    except ValueError:
+                        payload = response.text
+                    error = errors.from_response(
+                        response.status_code, payload, response.headers.get("retry-after")
+                    )
+                    wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
+                    if (
+                        response.status_code in RETRY_STATUSES
+                        and attempt < self.max_retries
+                        and wait < deadline.left()
+                    ):
+                        attempt += 1
+                        await response.aclose()
+                        await self._pause(wait)
+                        continue
+                    raise error
+                yield response
+                return
+            except TimeoutError:
+                raise errors.DeadlineExceeded(
+                    f"{request.url} did not finish within {deadline.seconds:g} s"
+                ) from None
+            finally:
+                await response.aclose()
+
+    @staticmethod
+    async def _pause(seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))
+
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None, timeout: float | None) -> Any:
+        deadline = _Deadline(timeout or self.timeout)
+        async with self._response(method, path, deadline, body) as response:
+            with anyio.fail_after(deadline.left()):
+                await response.aread()
+        return response.json()
+
+    async def _events(
+        self, path: str, body: dict[str, Any], timeout: float | None
+    ) -> AsyncIterator[dict[str, Any]]:
+        deadline = _Deadline(timeout or self.timeout)
+        async with self._response("POST", path, deadline, {**body, "stream": True}) as response:
+            lines = response.aiter_lines()
+            while True:
+                try:
+                    with anyio.fail_after(deadline.left()):
+                        line = await lines.__anext__()
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise errors.DeadlineExceeded(
+                        f"the stream did not finish within {deadline.seconds:g} s"
+                    ) from None
+                except httpx.TransportError as exc:
+                    raise errors.ConnectionFailed(
+                        f"the stream from {self._http.base_url} broke: {exc}"
+                    ) from None
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                event = json.loads(data)
+                if "error" in event:
+                    error = event["error"]
+                    raise errors.APIError(
+                        500, str(error.get("message")), type=error.get("type"), code=error.get("code")
+                    )
+                yield event
+
+    async def _model(self, model: str | None, timeout: float | None) -> str:
+        if model is not None:
+            return model
+        if self._default_model is None:
+            cards = await self.models(timeout=timeout)
+            if not cards:
+                raise errors.SwarmError("the node serves no models")
+            self._default_model = cards[0].id
+        return self._default_model
+
+    # ---- the API
+
+    async def chat(
+        self,
+        messages: ChatInput,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Completion:
+        body = {
+            "model": await self._model(model, timeout),
+            "messages": _messages(messages),
+            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **extra,
+        }
+        return Completion.from_json(await self._json("POST", "/v1/chat/completions", body, timeout))
+
+    async def stream_chat(
+        self,
+        messages: ChatInput,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> AsyncIterator[CompletionChunk]:
+        body = {
+            "model": await self._model(model, timeout),
+            "messages": _messages(messages),
+            "stream_options": {"include_usage": True},
+            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **extra,
+        }
+        async for event in self._events("/v1/chat/completions", body, timeout):
+            yield CompletionChunk.from_json(event)
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | list[str] | None = None,
+        seed: int | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Completion:
+        body = {
+            "model": await self._model(model, timeout),
+            "prompt": prompt,
+            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **extra,
+        }
+        return Completion.from_json(await self._json("POST", "/v1/completions", body, timeout))
+
+    async def models(self, *, timeout: float | None = None) -> list[ModelCard]:
+        body = await self._json("GET", "/v1/models", None, timeout)
+        return [ModelCard.from_json(card) for card in body["data"]]
+
+    async def health(self, *, timeout: float | None = None) -> Health:
+        return Health.from_json(await self._json("GET", "/health", None, timeout))
+
+
+class Client:
+    """The blocking client: the same calls as AsyncClient, without `await`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 2,
+    ) -> None:
+        self._portal_cm = anyio.from_thread.start_blocking_portal()
+        self._portal = self._portal_cm.__enter__()
+        self._async = AsyncClient(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._portal is not None:
+            self._portal.call(self._async.aclose)
+            self._portal_cm.__exit__(None, None, None)
+            self._portal = None  # type: ignore[assignment]
+
+    def _iterate(self, chunks: AsyncIterator[CompletionChunk]) -> Iterator[CompletionChunk]:
+        try:
+            while True:
+                try:
+                    yield self._portal.call(chunks.__anext__)
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._portal.call(chunks.aclose)  # type: ignore[attr-defined]
+
+    def chat(self, messages: ChatInput, **options: Any) -> Completion:
+        return self._portal.call(partial(self._async.chat, messages, **options))
+
+    def stream_chat(self, messages: ChatInput, **options: Any) -> Iterator[CompletionChunk]:
+        return self._iterate(self._async.stream_chat(messages, **options))
+
+    def complete(self, prompt: str, **options: Any) -> Completion:
+        return self._portal.call(partial(self._async.complete, prompt, **options))
+
+    def models(self, *, timeout: float | None = None) -> list[ModelCard]:
+        return self._portal.call(partial(self._async.models, timeout=timeout))
+
+    def health(self, *, timeout: float | None = None) -> Health:
+        return self._portal.call(partial(self._async.health, timeout=timeout))

@@ -1,0 +1,134 @@
+"""Node configuration: a TOML file, overridden by command-line flags.
+
+host = "127.0.0.1"          # loopback unless the operator opens it
+port = 8420
+data_dir = "~/.swarm/node"
+api_keys = ["..."]          # optional bearer keys for /v1
+max_waiting = 64            # per-model wait line; past it: 429
+
+[[models]]
+model = "smollm2-135m-instruct"   # catalog name, .gguf path, HF folder
+backend = "auto"                  # auto | llamacpp | transformers | vllm | openai
+context_length = 2048
+parallel = 1
+
+[[models]]                        # a server the operator already runs
+name = "llama3"
+backend = "openai"
+url = "http://127.0.0.1:11434/v1"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_PORT = 8420
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    model: str
+    backend: str = "auto"
+    name: str | None = None  # the name clients use; defaults to the model's own
+    context_length: int = 2048
+    parallel: int = 1
+    threads: int | None = None
+    device: str | None = None  # transformers: "cpu", "cuda", ...
+    url: str | None = None  # openai: the server's base URL
+    remote_model: str | None = None  # openai: the model name on that server
+    api_key_env: str | None = None  # openai: environment variable holding its key
+    command: tuple[str, ...] | None = None  # vllm: replaces `vllm serve ...`
+    extra_args: tuple[str, ...] = ()  # vllm: appended to the command
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
+        if self.backend == "openai" and not self.url:
+            raise ConfigError(f'model {self.model!r}: the openai backend needs url = "http://host:port/v1"')
+        if self.context_length < 16:
+            raise ConfigError(f"model {self.model!r}: context_length must be at least 16")
+        if self.parallel < 1:
+            raise ConfigError(f"model {self.model!r}: parallel must be at least 1")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("SWARM_HOME", Path.home() / ".swarm")) / "node"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    models: tuple[ModelConfig, ...] = (ModelConfig(DEFAULT_MODEL),)
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = field(default_factory=default_data_dir)
+    cache_dir: Path | None = None
+    api_keys: tuple[str, ...] = ()
+    max_waiting: int = 64
+    max_request_bytes: int = 4 << 20
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ConfigError("a node needs at least one model")
+        names = [m.name or m.model for m in self.models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"two models share a name: {names}; give one a different `name`")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range")
+        if self.max_waiting < 0:
+            raise ConfigError("max_waiting can't be negative")
+
+
+def _fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _check_keys(table: dict[str, Any], cls: type, where: str) -> None:
+    unknown = set(table) - _fields(cls)
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(_fields(cls))}")
+
+
+def model_from_table(table: dict[str, Any]) -> ModelConfig:
+    _check_keys(table, ModelConfig, "[[models]]")
+    values = dict(table)
+    for key in ("command", "extra_args"):
+        if values.get(key) is not None:
+            values[key] = tuple(str(a) for a in values[key])
+    try:
+        return ModelConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[[models]]: {exc}") from None
+
+
+def load(path: Path | None, **overrides: Any) -> NodeConfig:
+    """Read the TOML file (if any), then apply the flags the operator gave (None means not given)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            table = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"can't read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        _check_keys(table, NodeConfig, str(path))
+        values.update(table)
+        if "models" in values:
+            values["models"] = tuple(model_from_table(t) for t in values["models"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("data_dir", "cache_dir"):
+        if values.get(key) is not None:
+            values[key] = Path(values[key]).expanduser()
+    if "api_keys" in values:
+        values["api_keys"] = tuple(values["api_keys"])
+    return NodeConfig(**values)

@@ -1,0 +1,339 @@
+"""A real node process serving a real model, used through the SDK, the official openai client and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+import swarm
+from swarm import errors
+from testnet.process import NodeProcess
+
+MODEL = "smollm2-135m-instruct"
+QUESTION = "What is 2+2?"
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> NodeProcess:
+    with NodeProcess(
+        tmp_path_factory.mktemp("node") / "data", "--model", MODEL, "--context-length", "512"
+    ) as n:
+        yield n
+
+
+@pytest.fixture(scope="module")
+def locked_node(tmp_path_factory: pytest.TempPathFactory) -> NodeProcess:
+    """A node with an API key and a wait line of one, to reach 401 and 429."""
+    args = ("--model", MODEL, "--context-length", "512", "--api-key", "s3cret", "--max-waiting", "1")
+    with NodeProcess(tmp_path_factory.mktemp("locked") / "data", *args) as n:
+        yield n
+
+
+def _metric(node: NodeProcess, name: str, **labels: str) -> float:
+    text = httpx.get(f"{node.url}/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _error(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["message"], body
+    return body["error"]
+
+
+# ---- the happy paths
+
+
+def test_health_and_models_describe_the_served_model(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        health = client.health()
+        models = client.models()
+    assert health.status == "ok"
+    assert health.models == {MODEL: "ready"}
+    assert [m.id for m in models] == [MODEL]
+    assert models[0].backend == "llamacpp"
+    assert models[0].context_length == 512
+
+
+def test_sdk_chat_answers_with_usage(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        answer = client.chat(QUESTION, model=MODEL, max_tokens=24, temperature=0)
+    assert "4" in answer.text
+    assert answer.model == MODEL
+    assert answer.usage is not None and 0 < answer.usage.completion_tokens <= 24
+    assert answer.finish_reason in ("stop", "length")
+
+
+def test_sdk_stream_matches_the_whole_answer(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        whole = client.chat(QUESTION, model=MODEL, max_tokens=24, temperature=0)
+        chunks = list(client.stream_chat(QUESTION, model=MODEL, max_tokens=24, temperature=0))
+    assert len(chunks) > 3
+    assert "".join(c.text for c in chunks) == whole.text
+    assert (
+        chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    )
+    assert any(c.finish_reason == whole.finish_reason for c in chunks)
+
+
+async def test_async_client_works_under_trio(node: NodeProcess) -> None:
+    async with swarm.AsyncClient(node.url) as client:
+        answer = await client.complete("The capital of France is", model=MODEL, max_tokens=8, temperature=0)
+        pieces = [c.text async for c in client.stream_chat("Say hello.", model=MODEL, max_tokens=8)]
+    assert answer.text.strip()
+    assert "".join(pieces).strip()
+
+
+def test_official_openai_client_chat_stream_completion_and_models(node: NodeProcess) -> None:
+    client = openai.OpenAI(base_url=f"{node.url}/v1", api_key="unused")
+    chat = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": QUESTION}], max_tokens=24, temperature=0
+    )
+    assert "4" in chat.choices[0].message.content
+    assert chat.usage.completion_tokens > 0
+    stream = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": QUESTION}],
+        max_tokens=24,
+        temperature=0,
+        stream=True,
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert streamed == chat.choices[0].message.content
+    completion = client.completions.create(model=MODEL, prompt="1, 2, 3, 4,", max_tokens=6, temperature=0)
+    assert completion.choices[0].text.strip()
+    assert [m.id for m in client.models.list()] == [MODEL]
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_metrics_count_requests_and_tokens(node: NodeProcess) -> None:
+    before = _metric(node, "swarm_completion_tokens_total", model=MODEL)
+    requests_before = _metric(node, "swarm_requests_total", model=MODEL, status="200")
+    with swarm.Client(node.url) as client:
+        answer = client.chat("Count to three.", model=MODEL, max_tokens=10)
+    assert (
+        _metric(node, "swarm_completion_tokens_total", model=MODEL) == before + answer.usage.completion_tokens
+    )
+    assert _metric(node, "swarm_requests_total", model=MODEL, status="200") == requests_before + 1
+    assert _metric(node, "swarm_request_latency_seconds_count", model=MODEL) >= 1
+
+
+def test_openapi_schema_lists_the_endpoints(node: NodeProcess) -> None:
+    schema = httpx.get(f"{node.url}/openapi.json").json()
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"):
+        assert path in schema["paths"], path
+
+
+# ---- bad input: precise status, OpenAI-style body, and the node keeps serving
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "param"),
+    [
+        ({"model": MODEL}, 400, None, "messages"),
+        ({"model": MODEL, "messages": []}, 400, None, "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, 400, None, "model"),
+        ({"model": MODEL, "messages": [{"role": "wizard", "content": "hi"}]}, 400, None, "messages.0.role"),
+        (
+            {"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]},
+            404,
+            "model_not_found",
+            "model",
+        ),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0},
+            400,
+            None,
+            "max_tokens",
+        ),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000},
+            400,
+            None,
+            "max_tokens",
+        ),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 9},
+            400,
+            None,
+            "temperature",
+        ),
+        ({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "n": 3}, 400, None, "n"),
+        (
+            {"model": MODEL, "messages": [{"role": "user", "content": "word " * 2000}]},
+            400,
+            "context_length_exceeded",
+            "messages",
+        ),
+    ],
+    ids=[
+        "no-messages",
+        "empty-messages",
+        "no-model",
+        "bad-role",
+        "unknown-model",
+        "zero-max-tokens",
+        "huge-max-tokens",
+        "bad-temperature",
+        "n-choices",
+        "prompt-over-context",
+    ],
+)
+def test_bad_requests_get_openai_errors(
+    node: NodeProcess, body: dict, status: int, code: str | None, param: str
+) -> None:
+    response = httpx.post(f"{node.url}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == status, response.text
+    error = _error(response)
+    assert error["param"] == param
+    assert error["type"] in ("invalid_request_error",)
+    if code:
+        assert error["code"] == code
+
+
+def test_prompt_over_context_says_how_long_it_was(node: NodeProcess) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 2000}]}
+    error = _error(httpx.post(f"{node.url}/v1/chat/completions", json=body, timeout=30))
+    assert re.search(r"prompt is \d{4} tokens but the model's context holds 512", error["message"]), error
+
+
+def test_streamed_bad_request_fails_before_the_stream_starts(node: NodeProcess) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "word " * 2000}], "stream": True}
+    response = httpx.post(f"{node.url}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 400
+    assert _error(response)["code"] == "context_length_exceeded"
+
+
+def test_malformed_json_is_a_clear_400(node: NodeProcess) -> None:
+    response = httpx.post(
+        f"{node.url}/v1/chat/completions",
+        content=b'{"model": "x", "messages": [',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert _error(response)["code"] == "invalid_json"
+
+
+def test_oversized_body_is_refused_with_413(node: NodeProcess) -> None:
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x" * (5 << 20)}]})
+    response = httpx.post(f"{node.url}/v1/chat/completions", content=body, timeout=30)
+    assert response.status_code == 413
+    assert _error(response)["code"] == "request_too_large"
+
+
+def test_sdk_raises_typed_errors(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        with pytest.raises(errors.ModelNotFound) as missing:
+            client.chat("hi", model="gpt-9")
+        with pytest.raises(errors.BadRequest) as too_long:
+            client.chat("word " * 2000, model=MODEL)
+    assert missing.value.status == 404 and missing.value.code == "model_not_found"
+    assert too_long.value.code == "context_length_exceeded"
+
+
+def test_client_disconnect_mid_stream_stops_generation(node: NodeProcess) -> None:
+    disconnects = _metric(node, "swarm_client_disconnects_total", model=MODEL)
+    tokens_before = _metric(node, "swarm_completion_tokens_total", model=MODEL)
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "max_tokens": 400,
+        "stream": True,
+        "temperature": 0.8,
+    }
+    with httpx.stream("POST", f"{node.url}/v1/chat/completions", json=body, timeout=30) as response:
+        lines = response.iter_lines()
+        received = [line for _, line in zip(range(6), lines, strict=False)]
+    assert any(line.startswith("data:") for line in received)
+    deadline = time.monotonic() + 10
+    while _metric(node, "swarm_client_disconnects_total", model=MODEL) == disconnects:
+        assert time.monotonic() < deadline, "the node never noticed the client left"
+        time.sleep(0.1)
+    # The engine stopped early instead of generating all 400 tokens for nobody.
+    assert _metric(node, "swarm_completion_tokens_total", model=MODEL) - tokens_before < 400
+    with swarm.Client(node.url) as client:
+        assert client.chat("Say yes.", model=MODEL, max_tokens=4).text
+
+
+def test_sdk_deadline_is_total_not_per_read(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        started = time.monotonic()
+        with pytest.raises(errors.DeadlineExceeded):
+            for _ in client.stream_chat("Write a very long story.", model=MODEL, max_tokens=400, timeout=0.5):
+                pass
+        assert time.monotonic() - started < 2.0
+        started = time.monotonic()
+        with pytest.raises(errors.DeadlineExceeded):
+            client.chat("Write a very long story.", model=MODEL, max_tokens=400, timeout=0.5)
+        assert time.monotonic() - started < 2.0
+
+
+def test_unreachable_node_is_a_connection_error(tmp_path: Path) -> None:
+    from testnet.process import free_port
+
+    client = swarm.Client(f"http://127.0.0.1:{free_port()}", max_retries=1, timeout=5)
+    with client, pytest.raises(errors.ConnectionFailed):
+        client.health()
+
+
+# ---- keys and the bounded queue
+
+
+def test_api_key_is_required_when_set(locked_node: NodeProcess) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    missing = httpx.post(f"{locked_node.url}/v1/chat/completions", json=body)
+    wrong = httpx.post(
+        f"{locked_node.url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"}
+    )
+    right = httpx.post(
+        f"{locked_node.url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer s3cret"}
+    )
+    assert missing.status_code == wrong.status_code == 401
+    assert _error(wrong)["code"] == "invalid_api_key"
+    assert right.status_code == 200
+    assert httpx.get(f"{locked_node.url}/health").status_code == 200
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{locked_node.url}/v1", api_key="nope").models.list()
+
+
+def test_full_queue_answers_429_with_retry_after(locked_node: NodeProcess) -> None:
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Write a long story."}],
+        "max_tokens": 120,
+    }
+    headers = {"Authorization": "Bearer s3cret"}
+    responses: list[httpx.Response] = []
+
+    def send() -> None:
+        responses.append(
+            httpx.post(f"{locked_node.url}/v1/chat/completions", json=body, headers=headers, timeout=60)
+        )
+
+    threads = [threading.Thread(target=send) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in responses)
+    # One generating, one waiting: the other three are turned away at once.
+    assert statuses.count(200) >= 2, statuses
+    refused = [r for r in responses if r.status_code == 429]
+    assert refused, statuses
+    assert int(refused[0].headers["retry-after"]) >= 1
+    assert _error(refused[0])["code"] == "queue_full"
+    assert set(statuses) <= {200, 429}
