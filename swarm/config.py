@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
-DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"  # the most coherent of the offline three
 DEFAULT_PORT = 8420
 
 

