@@ -13,9 +13,10 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal
 
+import trio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -28,7 +29,7 @@ from starlette.types import Message as ASGIMessage
 from swarm import __version__
 from swarm.records import Generation, GenerationRequest, Message
 
-from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable
+from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .metrics import NodeMetrics
 
@@ -187,6 +188,8 @@ def _engine_error(error: Exception) -> APIError:
         return APIError(400, str(error), param=error.param)
     if isinstance(error, ContextLengthExceeded):
         return APIError(400, str(error), code="context_length_exceeded", param="messages")
+    if isinstance(error, RequestRejected):
+        return APIError(400, f"the engine refused the request: {error}", code="rejected_by_engine")
     if isinstance(error, EngineUnavailable):
         return APIError(
             503,
@@ -239,7 +242,7 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
 
-    async def _run(endpoint: str, body: SamplingFields, chat: bool) -> Response:
+    async def _run(endpoint: str, body: SamplingFields, chat: bool, http_request: Request) -> Response:
         hosted = state.model(body.model)
         request = body.record()  # type: ignore[attr-defined]
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -252,7 +255,9 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache"},
                 )
-            generation = await hosted.generate(request)
+            generation = await _unless_disconnected(http_request, hosted.generate(request))
+            if generation is None:
+                return Response(status_code=499)  # nobody is left to read it
         except (EngineError, QueueFull, InvalidRequest) as error:
             api_error = _engine_error(error)
             metrics.requests.labels(hosted.name, endpoint, str(api_error.status)).inc()
@@ -312,12 +317,12 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
     @app.post(
         "/v1/chat/completions", summary="Chat completion (streams by server-sent events when stream=true)"
     )
-    async def chat_completions(body: ChatCompletionRequest) -> Response:
-        return await _run("chat", body, chat=True)
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        return await _run("chat", body, True, request)
 
     @app.post("/v1/completions", summary="Text completion")
-    async def completions(body: CompletionRequest) -> Response:
-        return await _run("completion", body, chat=False)
+    async def completions(body: CompletionRequest, request: Request) -> Response:
+        return await _run("completion", body, False, request)
 
     @app.get("/v1/models", summary="Models served by this node")
     async def list_models() -> dict[str, Any]:
@@ -410,6 +415,28 @@ class _BodyTooLarge(Exception):
     pass
 
 
+async def _unless_disconnected(request: Request, work: Awaitable[Generation]) -> Generation | None:
+    """Await `work`, cancelling it if the client hangs up first (then None)."""
+    result: list[Generation] = []
+    failure: Exception | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            # The body is read already, so the next ASGI message is the client hanging up.
+            if (await request.receive())["type"] == "http.disconnect":
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        try:
+            result.append(await work)
+        except Exception as exc:  # raised outside the nursery, so it isn't wrapped in an exception group
+            failure = exc
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return result[0] if result else None
+
+
 def _authorized(authorization: str, keys: tuple[bytes, ...]) -> bool:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -448,6 +475,7 @@ def _model_card(hosted: HostedModel, created: float) -> dict[str, Any]:
         "owned_by": "swarm",
         "backend": info.backend,
         "context_length": info.context_length,
+        "max_model_len": info.context_length,  # vLLM's name for it, which OpenAI-compatible clients probe
         "chat": info.chat,
         "hardware": info.hardware,
         "parallel": info.parallel,

@@ -186,10 +186,20 @@ class HostedModel:
         self.queue.release()
 
     async def generate(self, request: GenerationRequest) -> Generation:
+        """Run a request to completion; cancelling the caller (the client left) stops the engine too."""
         request = self.prepare(request)
         started = await self._admit()
+        cancel = threading.Event()
         try:
-            generation = await trio.to_thread.run_sync(self.engine.generate, request)
+            # Streamed internally so a cancelled caller can stop the engine at its next token
+            # instead of leaving it to generate for nobody.
+            generation = await trio.to_thread.run_sync(
+                self.engine.stream, request, lambda _: cancel.is_set(), abandon_on_cancel=True
+            )
+        except trio.Cancelled:
+            cancel.set()
+            self._metrics.client_disconnects.labels(self.name).inc()
+            raise
         except EngineError as error:
             self._on_engine_error(error)
             raise

@@ -41,8 +41,8 @@ class ModelConfig:
     model: str
     backend: str = "auto"
     name: str | None = None  # the name clients use; defaults to the model's own
-    context_length: int = 2048
-    parallel: int = 1
+    context_length: int | None = None  # None: 2048 in-process, or what the server reports
+    parallel: int | None = None  # requests generated at once; None: 1 in-process, 16 for vllm
     threads: int | None = None
     device: str | None = None  # transformers: "cpu", "cuda", ...
     url: str | None = None  # openai: the server's base URL
@@ -56,9 +56,9 @@ class ModelConfig:
             raise ConfigError(f"unknown backend {self.backend!r}: use one of {', '.join(BACKENDS)}")
         if self.backend == "openai" and not self.url:
             raise ConfigError(f'model {self.model!r}: the openai backend needs url = "http://host:port/v1"')
-        if self.context_length < 16:
+        if self.context_length is not None and self.context_length < 16:
             raise ConfigError(f"model {self.model!r}: context_length must be at least 16")
-        if self.parallel < 1:
+        if self.parallel is not None and self.parallel < 1:
             raise ConfigError(f"model {self.model!r}: parallel must be at least 1")
 
 

@@ -10,6 +10,9 @@ from swarm.config import ModelConfig
 from .. import catalog
 from .base import Engine, EngineError
 
+IN_PROCESS_CONTEXT = 2048  # tokens per request when the operator doesn't say
+VLLM_PARALLEL = 16  # vLLM batches continuously: let it see many requests at once
+
 
 def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> Engine:
     """Build the engine an operator asked for; blocks while the model loads."""
@@ -23,6 +26,7 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
             remote_model=config.remote_model or config.model,
             api_key=os.environ.get(config.api_key_env) if config.api_key_env else None,
             context_length=config.context_length,
+            parallel=config.parallel or 1,
         )
     if config.backend == "vllm":
         from .vllm import VllmEngine
@@ -40,9 +44,11 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
             command=list(config.command) if config.command else None,
             extra_args=list(config.extra_args),
             log_dir=log_dir,
+            parallel=config.parallel or VLLM_PARALLEL,
         )
     resolved = catalog.resolve(config.model, cache_dir)
     name = config.name or resolved.name
+    context_length = config.context_length or IN_PROCESS_CONTEXT
     backend = config.backend
     if backend == "auto":
         backend = "llamacpp" if resolved.format == "gguf" else "transformers"
@@ -55,9 +61,9 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
             name,
             str(resolved.path),
             chat=resolved.chat,
-            context_length=config.context_length,
+            context_length=context_length,
             threads=config.threads,
-            parallel=config.parallel,
+            parallel=config.parallel or 1,
         )
     from .transformers_engine import TransformersEngine
 
@@ -65,7 +71,7 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
         name,
         str(resolved.path),
         chat=resolved.chat,
-        context_length=config.context_length,
+        context_length=context_length,
         device=config.device,
         threads=config.threads,
     )

@@ -22,13 +22,19 @@ class EngineError(Exception):
 
 
 class ContextLengthExceeded(EngineError):
-    def __init__(self, prompt_tokens: int, context_length: int) -> None:
+    def __init__(self, prompt_tokens: int, context_length: int, detail: str | None = None) -> None:
+        # `detail` carries a server's own words when it gave no counts.
         super().__init__(
-            f"the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; "
+            detail
+            or f"the prompt is {prompt_tokens} tokens but the model's context holds {context_length}; "
             "shorten the prompt"
         )
         self.prompt_tokens = prompt_tokens
         self.context_length = context_length
+
+
+class RequestRejected(EngineError):
+    """The engine refused the request as invalid (a 4xx from a server behind us)."""
 
 
 class EngineUnavailable(EngineError):

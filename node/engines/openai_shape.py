@@ -6,12 +6,13 @@ JSON, so the engines that wrap them share this one translation.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from swarm.records import FinishReason, Generation, GenerationRequest, Usage
 from swarm.types import choice_text
 
-from .base import ContextLengthExceeded, EngineError, TextSink
+from .base import ContextLengthExceeded, EngineError, RequestRejected, TextSink
 
 
 def request_body(
@@ -38,6 +39,13 @@ def request_body(
     return body
 
 
+_CONTEXT_MESSAGE = re.compile(
+    r"maximum context length is (?P<context>\d+) tokens\. However, your .*?"
+    r"(?:has|resulted in) (?P<prompt>\d+)",
+    re.DOTALL,
+)
+
+
 def raise_for_error(response: dict[str, Any]) -> None:
     error = response.get("error")
     if error is None:
@@ -45,8 +53,19 @@ def raise_for_error(response: dict[str, Any]) -> None:
     if isinstance(error, str):
         raise EngineError(error)
     message = str(error.get("message", error))
-    if error.get("type") == "exceed_context_size_error" or error.get("code") == "context_length_exceeded":
+    if error.get("type") == "exceed_context_size_error":
         raise ContextLengthExceeded(int(error.get("n_prompt_tokens", 0)), int(error.get("n_ctx", 0)))
+    # vLLM and OpenAI say it only in words: "maximum context length is 1024 tokens. However, your request
+    # has 3031 input tokens" (vLLM) or "your messages resulted in 9000 tokens" (OpenAI). vLLM's other
+    # message, about max_tokens too large for the remaining context, has no "However" and stays a 4xx.
+    words = _CONTEXT_MESSAGE.search(message)
+    if words is not None:
+        raise ContextLengthExceeded(int(words["prompt"]), int(words["context"]))
+    if error.get("code") == "context_length_exceeded":
+        raise ContextLengthExceeded(0, 0, message)
+    code = error.get("code")
+    if isinstance(code, int) and 400 <= code < 500:
+        raise RequestRejected(message)
     raise EngineError(message)
 
 

@@ -25,18 +25,22 @@ class ScriptedEngine(Engine):
         self.seen: list[GenerationRequest] = []
 
     def generate(self, request: GenerationRequest) -> Generation:
+        return self.stream(request, lambda _: False)
+
+    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+        """Streams "a", "b", "c", or the prompt in one piece; `release` paces the pieces."""
         self.seen.append(request)
-        self.release.wait(5)
         if self.crash_next:
             self.crash_next = False
             raise EngineCrashed("boom")
-        return Generation(request.prompt or "chat", "stop", Usage(3, 1))
-
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
-        for piece in ("a", "b", "c"):
+        pieces = [request.prompt] if request.prompt else ["a", "b", "c"]
+        sent = []
+        for piece in pieces:
+            self.release.wait(5)
             if sink(piece):
-                return Generation("", "cancelled", Usage(3, 0))
-        return Generation("abc", "stop", Usage(3, 3))
+                return Generation("".join(sent), "cancelled", Usage(3, len(sent)))
+            sent.append(piece)
+        return Generation("".join(sent), "stop", Usage(3, len(sent)))
 
     def restart(self) -> None:
         self.restarts += 1
@@ -114,7 +118,7 @@ async def test_a_crashed_engine_is_restarted_and_refuses_meanwhile() -> None:
             while hosted.state != "ready":
                 await trio.sleep(0.01)
     assert engine.restarts == 1
-    assert (await hosted.generate(_chat())).text == "chat"
+    assert (await hosted.generate(_chat())).text == "abc"
     assert metrics.engine_restarts.labels("scripted")._value.get() == 1
 
 
@@ -140,4 +144,26 @@ async def test_closing_a_stream_cancels_the_engine_and_frees_the_slot() -> None:
         with trio.fail_after(5):
             await hosted.queue.acquire("scripted")  # the slot came back
         hosted.queue.release()
+    assert metrics.client_disconnects.labels("scripted")._value.get() == 1
+
+
+async def test_cancelling_generate_stops_the_engine() -> None:
+    engine = ScriptedEngine()
+    engine.release.clear()
+    metrics = NodeMetrics()
+    hosted = HostedModel(engine, metrics)
+    outcome: list[Generation] = []
+
+    def stream_and_keep(request: GenerationRequest, sink: TextSink) -> Generation:
+        outcome.append(ScriptedEngine.stream(engine, request, sink))
+        return outcome[-1]
+
+    engine.stream = stream_and_keep  # type: ignore[method-assign]
+    with trio.move_on_after(0.2):
+        await hosted.generate(_chat())
+    engine.release.set()
+    with trio.fail_after(5):
+        while not outcome:
+            await trio.sleep(0.01)
+    assert outcome[0].finish_reason == "cancelled"
     assert metrics.client_disconnects.labels("scripted")._value.get() == 1
