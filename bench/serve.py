@@ -53,7 +53,11 @@ class Batch:
 
     @property
     def tokens_per_second(self) -> float:
-        return sum(s.tokens for s in self.samples) / self.wall
+        return _rate([self])
+
+
+def _rate(batches: list[Batch]) -> float:
+    return sum(s.tokens for b in batches for s in b.samples) / sum(b.wall for b in batches)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -118,8 +122,11 @@ def main() -> None:
     )
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--parallel", type=int, default=4, help="engine slots, the same on both paths")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="engine threads (default: all cores but one)"
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--clients", default="1,4,16")
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
@@ -127,8 +134,14 @@ def main() -> None:
 
     resolved = resolve(args.model)
     engine = LlamaCppEngine(
-        resolved.name, str(resolved.path), chat=resolved.chat, context_length=context, parallel=args.parallel
+        resolved.name,
+        str(resolved.path),
+        chat=resolved.chat,
+        context_length=context,
+        parallel=args.parallel,
+        threads=args.threads,
     )
+    threads = ["--threads", str(args.threads)] if args.threads else []
     with (
         tempfile.TemporaryDirectory() as tmp,
         httpx.Client(timeout=600) as http,
@@ -142,6 +155,7 @@ def main() -> None:
             str(args.parallel),
             "--max-waiting",
             "256",
+            *threads,
         ) as node,
     ):
         paths: dict[str, Callable[[str], Sample]] = {
@@ -151,28 +165,37 @@ def main() -> None:
         for send in paths.values():
             send("Hello.")  # warm up both paths before measuring
         print(
-            f"model {resolved.name} (llamacpp, {args.parallel} slots), {args.max_tokens} tokens per request, "
-            f"greedy, {args.rounds} alternating rounds"
+            f"model {resolved.name} (llamacpp, {args.parallel} slots, {engine.threads} threads), "
+            f"{args.max_tokens} tokens per request, "
+            f"greedy, {args.rounds} rounds alternating which path goes first"
         )
         print(
-            f"{'clients':>7} {'path':>6} {'reqs':>5} {'tok/s':>8} {'ratio':>6} "
+            f"{'clients':>7} {'path':>6} {'reqs':>5} {'tok/s':>8} {'ratio':>6} {'rounds':>11} "
             f"{'ttft p50':>9} {'ttft p95':>9} {'lat p50':>8} {'lat p95':>8}"
         )
         for clients in levels:
             requests = max(len(PROMPTS), 2 * clients)
             batches: dict[str, list[Batch]] = {name: [] for name in paths}
-            for _ in range(args.rounds):
-                for name, send in paths.items():
-                    batches[name].append(run_batch(send, clients, requests))
-            rates = {}
+            for round_ in range(args.rounds):
+                order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
+                for name in order:
+                    batches[name].append(run_batch(paths[name], clients, requests))
+            engine_rate = _rate(batches["engine"])
             for name, runs in batches.items():
                 samples = [s for b in runs for s in b.samples]
-                rates[name] = sum(s.tokens for s in samples) / sum(b.wall for b in runs)
+                rate = _rate(runs)
                 ttft = [s.ttft for s in samples]
                 latency = [s.latency for s in samples]
-                ratio = f"{rates[name] / rates['engine']:.3f}" if name == "node" else "1"
+                if name == "engine":
+                    ratio, spread = "1", ""
+                else:
+                    per_round = [
+                        n.tokens_per_second / e.tokens_per_second
+                        for n, e in zip(runs, batches["engine"], strict=True)
+                    ]
+                    ratio, spread = f"{rate / engine_rate:.3f}", f"{min(per_round):.2f}-{max(per_round):.2f}"
                 print(
-                    f"{clients:>7} {name:>6} {len(samples):>5} {rates[name]:>8.1f} {ratio:>6} "
+                    f"{clients:>7} {name:>6} {len(samples):>5} {rate:>8.1f} {ratio:>6} {spread:>11} "
                     f"{statistics.median(ttft) * 1000:>7.0f}ms {_percentile(ttft, 0.95) * 1000:>7.0f}ms "
                     f"{statistics.median(latency):>7.2f}s {_percentile(latency, 0.95):>7.2f}s"
                 )

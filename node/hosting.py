@@ -25,7 +25,6 @@ from .engines.base import Engine, EngineCrashed, EngineError, EngineUnavailable
 from .metrics import NodeMetrics
 
 RESTART_RETRY_AFTER_S = 5
-STREAM_BUFFER = 64
 
 
 class QueueFull(Exception):
@@ -101,7 +100,22 @@ class TextStream:
         if isinstance(item, BaseException):
             raise item
         assert isinstance(item, str)
-        return item
+        return item + self._backlog()
+
+    def _backlog(self) -> str:
+        """Text that has already arrived: sent with this piece rather than as events of its own, so a
+        reader that falls behind the engine catches up in fewer, larger writes."""
+        pieces = []
+        while self._pending is None:
+            try:
+                item = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if isinstance(item, str):
+                pieces.append(item)
+            else:
+                self._pending = item
+        return "".join(pieces)
 
     async def aclose(self) -> None:
         self._cancel.set()
@@ -216,7 +230,8 @@ class HostedModel:
         """
         request = self.prepare(request)
         started = await self._admit()
-        send, receive = trio.open_memory_channel[object](STREAM_BUFFER)
+        # Unbounded: the engine thread must never wait on the event loop (max_tokens bounds it anyway).
+        send, receive = trio.open_memory_channel[object](math.inf)
         cancel = threading.Event()
         assert self._nursery is not None
         self._nursery.start_soon(self._produce, request, send, cancel, started)
@@ -240,8 +255,17 @@ class HostedModel:
         started: float,
     ) -> None:
         first_token_seen = False
+        loop = trio.lowlevel.current_trio_token()
+
+        def deliver(text: str) -> None:
+            try:
+                send.send_nowait(text)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                cancel.set()
 
         def sink(text: str) -> bool:
+            # Hand the piece to the event loop without waiting for it: a round trip per token
+            # would slow generation itself.
             nonlocal first_token_seen
             if cancel.is_set():
                 return True
@@ -249,11 +273,10 @@ class HostedModel:
                 first_token_seen = True
                 self._metrics.time_to_first_token.labels(self.name).observe(time.monotonic() - started)
             try:
-                trio.from_thread.run(send.send, text)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
+                loop.run_sync_soon(deliver, text)
+            except trio.RunFinishedError:
                 cancel.set()
-                return True
-            return False
+            return cancel.is_set()
 
         async with send:
             try:

@@ -32,7 +32,7 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--url", help="openai backend: base URL of the server to use")
     start.add_argument("--context-length", type=int, help="tokens of context per request (default 2048)")
     start.add_argument("--parallel", type=int, help="requests a model generates at once (default 1)")
-    start.add_argument("--threads", type=int, help="CPU threads per model (default: all cores)")
+    start.add_argument("--threads", type=int, help="CPU threads per model (default: all cores but one)")
     start.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     start.add_argument(
         "--port", type=int, help=f"HTTP port (default {node_config.DEFAULT_PORT}; 0 picks a free one)"

@@ -37,7 +37,9 @@ class LlamaCppEngine(Engine):
     ) -> None:
         self._path = path
         self._context_length = context_length
-        self._threads = threads or max(1, os.cpu_count() or 1)
+        # One core is left to the node's HTTP and network work: llama.cpp's threads wait for each
+        # other at every layer, so one of them preempted slows all (measured in bench.serve).
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self._parallel = parallel
         self._lock = threading.Lock()
         self.info = ModelInfo(
@@ -57,8 +59,8 @@ class LlamaCppEngine(Engine):
         # llama.cpp splits n_ctx across its slots: give every slot the full context.
         params.n_ctx = self._context_length * self._parallel
         params.n_parallel = self._parallel
-        params.cpuparams.n_threads = self._threads
-        params.cpuparams_batch.n_threads = self._threads
+        params.cpuparams.n_threads = self.threads
+        params.cpuparams_batch.n_threads = self.threads
         params.verbosity = -1
         return xllamacpp.Server(params)
 

@@ -36,7 +36,8 @@ class ScriptedEngine(Engine):
         pieces = [request.prompt] if request.prompt else ["a", "b", "c"]
         sent = []
         for piece in pieces:
-            self.release.wait(5)
+            if sent:
+                self.release.wait(5)
             if sink(piece):
                 return Generation("".join(sent), "cancelled", Usage(3, len(sent)))
             sent.append(piece)
@@ -129,18 +130,21 @@ async def test_stream_delivers_pieces_then_the_result() -> None:
         stream = await hosted.stream(_chat())
         pieces = [p async for p in stream]
         await stream.aclose()
-    assert pieces == ["a", "b", "c"]
+    assert "".join(pieces) == "abc"
     assert stream.result is not None and stream.result.text == "abc"
     assert hosted.queue.waiting == 0
 
 
 async def test_closing_a_stream_cancels_the_engine_and_frees_the_slot() -> None:
     metrics = NodeMetrics()
-    hosted = HostedModel(ScriptedEngine(), metrics)
+    engine = ScriptedEngine()
+    hosted = HostedModel(engine, metrics)
     async with trio.open_nursery() as nursery:
         hosted.attach(nursery)
+        engine.release.clear()  # hold the engine after its first piece
         stream = await hosted.stream(_chat())
         await stream.aclose()
+        engine.release.set()
         with trio.fail_after(5):
             await hosted.queue.acquire("scripted")  # the slot came back
         hosted.queue.release()
