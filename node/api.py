@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal
 
 import trio
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -27,11 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from swarm import __version__
-from swarm.records import Generation, GenerationRequest, Message
+from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, to_wire
 
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .metrics import NodeMetrics
+from .network import NetworkService, RemoteModel
+from .transport import PeerUnavailable, RemoteError, RequestTimeout
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -139,27 +141,43 @@ class CompletionRequest(SamplingFields):
 
 
 class NodeState:
-    """What the API serves: the hosted models and the node's metrics."""
+    """What the API serves: the hosted models, the peer network (if any) and the node's metrics."""
 
     def __init__(
-        self, models: dict[str, HostedModel], metrics: NodeMetrics, api_keys: tuple[str, ...] = ()
+        self,
+        models: dict[str, HostedModel],
+        metrics: NodeMetrics,
+        api_keys: tuple[str, ...] = (),
+        network: NetworkService | None = None,
     ) -> None:
         self.models = models
         self.metrics = metrics
         self.api_keys = tuple(k.encode() for k in api_keys)
+        self.network = network
         self.started = time.time()
-        self.node_id: str | None = None
 
-    def model(self, name: str) -> HostedModel:
+    @property
+    def node_id(self) -> str | None:
+        return self.network.transport.peer_id if self.network else None
+
+    def model(self, name: str) -> HostedModel | RemoteModel:
+        """The local model of that name, else the peers that host it (forwarding)."""
         hosted = self.models.get(name)
-        if hosted is None:
-            raise APIError(
-                404,
-                f"model {name!r} is not served here; available: {', '.join(self.models)}",
-                code="model_not_found",
-                param="model",
-            )
-        return hosted
+        if hosted is not None:
+            return hosted
+        remote = self.network.remote(name) if self.network else None
+        if remote is not None:
+            return remote
+        raise APIError(
+            404,
+            f"model {name!r} is not served in this network; available: {', '.join(self.model_names())}",
+            code="model_not_found",
+            param="model",
+        )
+
+    def model_names(self) -> list[str]:
+        remote = self.network.table.models() if self.network else {}
+        return sorted(set(self.models) | set(remote))
 
 
 def _usage_json(generation: Generation) -> dict[str, int]:
@@ -326,11 +344,45 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
 
     @app.get("/v1/models", summary="Models served by this node")
     async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(m, state.started) for m in state.models.values()]}
+        return {"object": "list", "data": [_model_card(state, name) for name in state.model_names()]}
 
-    @app.get("/v1/models/{name:path}", summary="One model")
+    @app.get("/v1/models/{name:path}", summary="One model, with every node that hosts it")
     async def get_model(name: str) -> dict[str, Any]:
-        return _model_card(state.model(name), state.started)
+        state.model(name)  # 404 for a model nobody hosts
+        return _model_card(state, name)
+
+    @app.post("/v1/peers/{peer_id}/ping", summary="Round trips to a peer over libp2p (diagnostics)")
+    async def ping(
+        peer_id: str, size: int = Query(1024, ge=0, le=4 << 20), count: int = Query(10, ge=1, le=10000)
+    ):
+        if state.network is None or state.network.table.get(peer_id) is None:
+            raise APIError(404, f"peer {peer_id!r} is not in this node's peer table", code="peer_not_found")
+        started = time.perf_counter()
+        try:
+            times = await state.network.ping(peer_id, size, count)
+        except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
+            raise APIError(503, f"peer {peer_id} did not answer: {exc}", type="service_unavailable") from exc
+        elapsed = time.perf_counter() - started
+        return {"size": size, "count": count, "rtt_ms": times, "requests_per_second": count / elapsed}
+
+    @app.get("/v1/peers", summary="This node and its peer table")
+    async def peers() -> dict[str, Any]:
+        if state.network is None:
+            return {"self": None, "peers": []}
+        network = state.network
+        now = time.monotonic()
+        return {
+            "self": to_wire(network.announcement()),
+            "peers": [
+                {
+                    **to_wire(entry.info),
+                    "rtt_ms": entry.rtt_ms,
+                    "seen_s_ago": round(now - entry.last_seen, 1),
+                    "state": network.transport.peer_states().get(entry.info.peer_id, "unknown"),
+                }
+                for entry in network.table.peers()
+            ],
+        }
 
     @app.get("/health", summary="Liveness and the state of every model")
     async def health() -> JSONResponse:
@@ -342,6 +394,7 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
             "node_id": state.node_id,
             "uptime_s": round(time.time() - state.started, 1),
             "models": states,
+            "peers": len(state.network.table.peers()) if state.network else 0,
         }
         return JSONResponse(body)
 
@@ -466,19 +519,52 @@ def _completion_json(generation: Generation, model: str, chat: bool) -> dict[str
     }
 
 
-def _model_card(hosted: HostedModel, created: float) -> dict[str, Any]:
-    info = hosted.info
+def _host(
+    info: ModelInfo, peer_id: str | None, load: ModelLoad, local: bool, url: str | None
+) -> dict[str, Any]:
     return {
-        "id": info.name,
-        "object": "model",
-        "created": int(created),
-        "owned_by": "swarm",
+        "peer_id": peer_id,
+        "local": local,
+        "http_url": url,
         "backend": info.backend,
         "context_length": info.context_length,
-        "max_model_len": info.context_length,  # vLLM's name for it, which OpenAI-compatible clients probe
         "chat": info.chat,
-        "hardware": info.hardware,
         "parallel": info.parallel,
+        "hardware": info.hardware,
         "tokens_per_second": info.tokens_per_second,
-        "state": hosted.state,
+        "running": load.running,
+        "waiting": load.waiting,
+    }
+
+
+def _model_card(state: NodeState, name: str) -> dict[str, Any]:
+    """One model of the network: its description, and every node that runs it (this one first)."""
+    hosts = []
+    local = state.models.get(name)
+    if local is not None:
+        url = state.network.http_url if state.network else None
+        hosts.append(
+            _host(local.info, state.node_id, ModelLoad(local.running, local.queue.waiting), True, url)
+        )
+    if state.network is not None:
+        for entry in state.network.table.hosts_for(name):
+            info = entry.model(name)
+            assert info is not None
+            load = entry.info.load.get(name, ModelLoad())
+            hosts.append(_host(info, entry.info.peer_id, load, False, entry.info.http_url))
+    first = hosts[0]
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(state.started),
+        "owned_by": "swarm",
+        "backend": first["backend"],
+        "context_length": first["context_length"],
+        # vLLM's name for the context length, which OpenAI-compatible clients probe
+        "max_model_len": first["context_length"],
+        "chat": first["chat"],
+        "tokens_per_second": first["tokens_per_second"],
+        "local": local is not None,
+        "state": local.state if local is not None else "remote",
+        "hosts": hosts,
     }

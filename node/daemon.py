@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import hypercorn.config
@@ -28,7 +27,10 @@ from .catalog import CatalogError
 from .engines import load_engine
 from .engines.base import Engine, EngineError
 from .hosting import HostedModel
+from .identity import Identity, IdentityError
 from .metrics import NodeMetrics
+from .network import NetworkService
+from .transport import Transport, TransportStartError, exception_leaves
 
 log = logging.getLogger("swarm.node")
 
@@ -81,9 +83,16 @@ def _load_engines(config: NodeConfig) -> list[Engine]:
     return engines
 
 
-def _write_state(config: NodeConfig, url: str, models: list[str]) -> Path:
+def _write_state(config: NodeConfig, url: str, models: list[str], transport: Transport) -> Path:
     path = config.data_dir / STATE_FILE
-    state = {"pid": os.getpid(), "url": url, "models": models, "started": time.time()}
+    state = {
+        "pid": os.getpid(),
+        "url": url,
+        "peer_id": transport.peer_id,
+        "p2p_addrs": transport.listen_addrs,
+        "models": models,
+        "started": time.time(),
+    }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(path)
@@ -102,19 +111,33 @@ async def run_node(config: NodeConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (config.data_dir / "logs").mkdir(exist_ok=True, mode=0o700)
     with DataDirLock(config.data_dir):
+        try:
+            identity = Identity.load_or_create(config.data_dir)
+            transport = Transport(
+                identity,
+                host=config.p2p_host,
+                port=config.p2p_port,
+                bootstrap=config.bootstrap,
+                enable_mdns=config.mdns,
+            )
+        except (IdentityError, TransportStartError) as exc:
+            raise NodeStartError(str(exc)) from None
+        print(f"swarm node {identity.peer_id} starting", flush=True)
         engines = await trio.to_thread.run_sync(_load_engines, config)
         try:
-            await _serve(config, engines)
+            await _serve(config, engines, transport)
         finally:
             for engine in engines:
                 engine.close()
             (config.data_dir / STATE_FILE).unlink(missing_ok=True)
 
 
-async def _serve(config: NodeConfig, engines: list[Engine]) -> None:
+async def _serve(config: NodeConfig, engines: list[Engine], transport: Transport) -> None:
     metrics = NodeMetrics()
+    metrics.watch_transport(transport.counters)
     hosted = {e.info.name: HostedModel(e, metrics, max_waiting=config.max_waiting) for e in engines}
-    state = NodeState(hosted, metrics, config.api_keys)
+    network = NetworkService(transport, hosted, announce_interval=config.announce_interval)
+    state = NodeState(hosted, metrics, config.api_keys, network)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host
@@ -127,15 +150,25 @@ async def _serve(config: NodeConfig, engines: list[Engine]) -> None:
             model.attach(nursery)
         nursery.start_soon(_stop_on_signal, shutdown)
         try:
-            binds = await nursery.start(
-                partial(hypercorn.trio.serve, app, hyper, shutdown_trigger=shutdown.wait)
-            )
+            await nursery.start(transport.run)
+        except TransportStartError as exc:
+            raise NodeStartError(str(exc)) from None
+        await nursery.start(network.run)
+
+        async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
+            await hypercorn.trio.serve(app, hyper, shutdown_trigger=shutdown.wait, task_status=task_status)
+            nursery.cancel_scope.cancel()  # HTTP has drained: the network and the engines stop with it
+
+        try:
+            binds = await nursery.start(serve_http)
         except OSError as exc:
             raise NodeStartError(f"can't listen on {config.host}:{config.port}: {exc.strerror}") from None
         url = binds[0]
-        _write_state(config, url, list(hosted))
+        network.http_url = url
+        _write_state(config, url, list(hosted), transport)
         served = ", ".join(f"{m.name} ({m.info.backend})" for m in hosted.values())
-        print(f"swarm node ready at {url} serving {served}", flush=True)
+        print(f"swarm node {transport.peer_id} ready at {url} serving {served}", flush=True)
+        print(f"peers can join through {transport.listen_addrs[0]}", flush=True)
         if config.host not in ("127.0.0.1", "::1", "localhost") and not config.api_keys:
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()
@@ -149,18 +182,10 @@ def main(config: NodeConfig) -> int:
     try:
         trio.run(run_node, config)
     except (NodeStartError, BaseExceptionGroup) as exc:
-        leaves = _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+        leaves = exception_leaves(exc)
         if not all(isinstance(leaf, NodeStartError) for leaf in leaves):
             raise
         for leaf in leaves:
             print(f"error: {leaf}", file=sys.stderr)
         return 1
     return 0
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    """The real errors inside trio's nested exception groups, to show to a person."""
-    found: list[BaseException] = []
-    for exc in group.exceptions:
-        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return found

@@ -128,6 +128,7 @@ class HostedModel:
         self.name = engine.info.name
         self.queue = ModelQueue(engine.info.parallel, max_waiting)
         self.state = "ready"
+        self.running = 0
         self._metrics = metrics
         self._tokens_per_second: float | None = None
         self._nursery: trio.Nursery | None = None
@@ -192,10 +193,12 @@ class HostedModel:
             await self.queue.acquire(self.name)
         finally:
             self._metrics.queue_waiting.labels(self.name).set(self.queue.waiting)
+        self.running += 1
         self._metrics.running.labels(self.name).inc()
         return time.monotonic()
 
     def _leave(self) -> None:
+        self.running -= 1
         self._metrics.running.labels(self.name).dec()
         self.queue.release()
 

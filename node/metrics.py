@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .transport import TransportCounters
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -47,5 +55,30 @@ class NodeMetrics:
             "swarm_client_disconnects", "Streams the client closed before the end", ["model"], registry=r
         )
 
+    def watch_transport(self, counters: TransportCounters) -> None:
+        """Export the network layer's counters, read at every scrape."""
+        self.registry.register(_TransportCollector(counters))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _TransportCollector(Collector):
+    def __init__(self, counters: TransportCounters) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        dropped = CounterMetricFamily(
+            "swarm_dropped_messages",
+            "Peer messages dropped: stale, replayed, oversized, malformed, badly signed",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._counters.dropped.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        served = CounterMetricFamily(
+            "swarm_peer_requests", "Requests from peers, by outcome", labels=["outcome"]
+        )
+        served.add_metric(["served"], self._counters.requests_served)
+        served.add_metric(["failed"], self._counters.requests_failed)
+        yield served

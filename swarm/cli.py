@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -51,6 +52,20 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument(
         "--max-waiting", type=int, help="requests a model queues before answering 429 (default 64)"
     )
+    start.add_argument("--p2p-host", help="address libp2p listens on (default 127.0.0.1)")
+    start.add_argument(
+        "--p2p-port",
+        type=int,
+        help=f"libp2p port (default {node_config.DEFAULT_P2P_PORT}; 0 picks a free one)",
+    )
+    start.add_argument(
+        "--bootstrap",
+        action="append",
+        metavar="MULTIADDR",
+        help="a peer to join the network through, /ip4/.../tcp/.../p2p/<id> (repeatable)",
+    )
+    start.add_argument("--mdns", action="store_true", default=None, help="find peers on the LAN by mDNS")
+    start.add_argument("--announce-interval", type=float, help="seconds between announcements (default 5)")
 
 
 def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
@@ -81,6 +96,11 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         cache_dir=args.cache_dir,
         api_keys=api_keys or None,
         max_waiting=args.max_waiting,
+        p2p_host=args.p2p_host,
+        p2p_port=args.p2p_port,
+        bootstrap=args.bootstrap,
+        mdns=args.mdns,
+        announce_interval=args.announce_interval,
     )
 
 
@@ -105,8 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--temperature", type=float, default=0.0)
     _add_client_options(ask)
 
-    models = commands.add_parser("models", help="list the models a node serves")
+    models = commands.add_parser("models", help="list every model in the network and where it runs")
     _add_client_options(models)
+
+    peers = commands.add_parser("peers", help="print a node's peer table")
+    _add_client_options(peers)
+
+    testnet = commands.add_parser("testnet", help="a local multi-node network on this machine")
+    actions = testnet.add_subparsers(dest="testnet_command", required=True)
+    up = actions.add_parser(
+        "up", help="start N node processes on loopback and wait until they all see each other"
+    )
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument(
+        "--models", help="comma-separated models, one per node, cycled (default: the three offline ones)"
+    )
+    status = actions.add_parser("status", help="the running testnet's nodes")
+    status.add_argument(
+        "--json", action="store_true", help="machine-readable: each node's url, peer_id, models"
+    )
+    down = actions.add_parser("down", help="stop every node of the testnet")
+    for action in (up, status, down):
+        action.add_argument("--dir", type=Path, help="the testnet's directory (default ~/.swarm/testnet)")
     return parser
 
 
@@ -132,11 +172,61 @@ def _ask(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         cards = client.models()
-    print(f"{'MODEL':32} {'BACKEND':12} {'CONTEXT':>8} {'TOK/S':>7} STATE")
+    print(f"{'MODEL':32} {'BACKEND':12} {'CONTEXT':>8} {'TOK/S':>7} HOSTS")
     for card in cards:
         rate = f"{card.tokens_per_second:.1f}" if card.tokens_per_second else "-"
         backend, context = card.backend or "-", card.context_length or 0
-        print(f"{card.id:32} {backend:12} {context:>8} {rate:>7} {card.state or '-'}")
+        hosts = ", ".join(("this node" if h["local"] else str(h["peer_id"])[-8:]) for h in card.hosts)
+        print(f"{card.id:32} {backend:12} {context:>8} {rate:>7} {hosts or '-'}")
+    return 0
+
+
+def _peers(args: argparse.Namespace) -> int:
+    with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
+        view = client.peers()
+    rows = ([view.self] if view.self else []) + list(view.peers)
+    print(f"{'PEER':54} {'STATE':6} {'RTT':>7} {'HTTP':26} MODELS (running/waiting)")
+    for peer in rows:
+        rtt = f"{peer.rtt_ms:.1f}ms" if peer.rtt_ms is not None else "-"
+        models = ", ".join(
+            f"{m} ({peer.load.get(m, {}).get('running', 0)}/{peer.load.get(m, {}).get('waiting', 0)})"
+            for m in peer.models
+        )
+        print(f"{peer.peer_id:54} {peer.state:6} {rtt:>7} {peer.http_url or '-':26} {models or '-'}")
+    return 0
+
+
+def _testnet(args: argparse.Namespace) -> int:
+    from testnet import testnet
+
+    if args.testnet_command == "up":
+        models = args.models.split(",") if args.models else None
+        net = testnet.Testnet(args.nodes, models, args.dir)
+        print(f"starting {args.nodes} nodes in {net.directory} ...", file=sys.stderr)
+        try:
+            nodes = net.up()
+        except testnet.NodeStartFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"{'NODE':7} {'PEER ID':54} {'HTTP':24} MODELS")
+        for node in nodes:
+            print(f"{node.name:7} {node.peer_id:54} {node.url:24} {', '.join(node.models)}")
+        print(f"state: {net.state_path}; stop with: swarm testnet down", file=sys.stderr)
+        return 0
+    if args.testnet_command == "status":
+        report = testnet.status(args.dir)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        elif not report:
+            print("no testnet is running", file=sys.stderr)
+        else:
+            print(f"{'NODE':7} {'STATE':14} {'PEERS':>5} {'HTTP':24} MODELS")
+            for node in report:
+                models = ", ".join(node["models"])  # type: ignore[arg-type]
+                print(f"{node['name']:7} {node['state']:14} {node['peers']:>5} {node['url']:24} {models}")
+        return 0 if report else 1
+    stopped = testnet.stop(args.dir)
+    print(f"stopped {stopped} node(s)", file=sys.stderr)
     return 0
 
 
@@ -149,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_daemon(_node_config(args))
         if args.command == "ask":
             return _ask(args)
+        if args.command == "peers":
+            return _peers(args)
+        if args.command == "testnet":
+            return _testnet(args)
         return _models(args)
     except node_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ import httpx
 from . import errors
 from .config import DEFAULT_PORT
 from .records import Message
-from .types import Completion, CompletionChunk, Health, ModelCard
+from .types import Completion, CompletionChunk, Health, ModelCard, NetworkView
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 RETRY_STATUSES = (429, 503)
@@ -267,6 +267,9 @@ class AsyncClient:
     async def health(self, *, timeout: float | None = None) -> Health:
         return Health.from_json(await self._json("GET", "/health", None, timeout))
 
+    async def peers(self, *, timeout: float | None = None) -> NetworkView:
+        return NetworkView.from_json(await self._json("GET", "/v1/peers", None, timeout))
+
 
 class Client:
     """The blocking client: the same calls as AsyncClient, without `await`."""
@@ -319,3 +322,6 @@ class Client:
 
     def health(self, *, timeout: float | None = None) -> Health:
         return self._portal.call(partial(self._async.health, timeout=timeout))
+
+    def peers(self, *, timeout: float | None = None) -> NetworkView:
+        return self._portal.call(partial(self._async.peers, timeout=timeout))

@@ -5,6 +5,8 @@ port = 8420
 data_dir = "~/.swarm/node"
 api_keys = ["..."]          # optional bearer keys for /v1
 max_waiting = 64            # per-model wait line; past it: 429
+p2p_port = 8421             # libp2p (Noise-encrypted), on p2p_host = "127.0.0.1" by default
+bootstrap = ["/ip4/192.0.2.7/tcp/8421/p2p/12D3KooW..."]   # peers to join through
 
 [[models]]
 model = "smollm2-135m-instruct"   # catalog name, .gguf path, HF folder
@@ -30,6 +32,7 @@ from typing import Any
 BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"  # the most coherent of the offline three
 DEFAULT_PORT = 8420
+DEFAULT_P2P_PORT = 8421
 
 
 class ConfigError(ValueError):
@@ -76,6 +79,11 @@ class NodeConfig:
     api_keys: tuple[str, ...] = ()
     max_waiting: int = 64
     max_request_bytes: int = 4 << 20
+    p2p_host: str = "127.0.0.1"  # libp2p listens on loopback too unless the operator opens it
+    p2p_port: int = DEFAULT_P2P_PORT
+    bootstrap: tuple[str, ...] = ()  # multiaddrs of peers to join through
+    mdns: bool = False  # find peers on the LAN by multicast DNS
+    announce_interval: float = 5.0  # seconds between announcements; peers expire after three missed
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -83,8 +91,11 @@ class NodeConfig:
         names = [m.name or m.model for m in self.models]
         if len(set(names)) != len(names):
             raise ConfigError(f"two models share a name: {names}; give one a different `name`")
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port {self.port} is out of range")
+        for key in ("port", "p2p_port"):
+            if not 0 <= getattr(self, key) <= 65535:
+                raise ConfigError(f"{key} {getattr(self, key)} is out of range")
+        if self.announce_interval <= 0:
+            raise ConfigError("announce_interval must be positive")
         if self.max_waiting < 0:
             raise ConfigError("max_waiting can't be negative")
 
@@ -129,6 +140,7 @@ def load(path: Path | None, **overrides: Any) -> NodeConfig:
     for key in ("data_dir", "cache_dir"):
         if values.get(key) is not None:
             values[key] = Path(values[key]).expanduser()
-    if "api_keys" in values:
-        values["api_keys"] = tuple(values["api_keys"])
+    for key in ("api_keys", "bootstrap"):
+        if key in values:
+            values[key] = tuple(values[key])
     return NodeConfig(**values)

@@ -74,3 +74,79 @@ class ModelInfo:
     parallel: int = 1
     tokens_per_second: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoad:
+    """How busy one hosted model is right now."""
+
+    running: int = 0
+    waiting: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """What a peer announces about itself: who it is, how to reach it, what it hosts and how busy it is."""
+
+    peer_id: str
+    addrs: tuple[str, ...]
+    models: tuple[ModelInfo, ...]
+    load: dict[str, ModelLoad]
+    version: str
+    http_url: str | None = None
+    hardware: str = ""
+    announced_at: float = 0.0
+
+
+def to_wire(record: object) -> dict:
+    """A record as plain JSON-able data, for messages between peers."""
+    return _plain(record)  # type: ignore[return-value]
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}  # type: ignore[attr-defined]
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def request_from_wire(data: dict) -> GenerationRequest:
+    messages = data.get("messages")
+    return GenerationRequest(
+        model=str(data["model"]),
+        messages=None if messages is None else tuple(Message(m["role"], str(m["content"])) for m in messages),
+        prompt=data.get("prompt"),
+        max_tokens=int(data["max_tokens"]),
+        temperature=float(data["temperature"]),
+        top_p=float(data["top_p"]),
+        stop=tuple(str(s) for s in data.get("stop", ())),
+        seed=data.get("seed"),
+    )
+
+
+def generation_from_wire(data: dict) -> Generation:
+    usage = data["usage"]
+    return Generation(
+        str(data["text"]),
+        data["finish_reason"],
+        Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"])),
+    )
+
+
+def peer_from_wire(data: dict) -> PeerInfo:
+    return PeerInfo(
+        peer_id=str(data["peer_id"]),
+        addrs=tuple(str(a) for a in data.get("addrs", ())),
+        models=tuple(ModelInfo(**{**m, "extra": dict(m.get("extra") or {})}) for m in data.get("models", ())),
+        load={
+            name: ModelLoad(int(v.get("running", 0)), int(v.get("waiting", 0)))
+            for name, v in (data.get("load") or {}).items()
+        },
+        version=str(data.get("version", "")),
+        http_url=data.get("http_url"),
+        hardware=str(data.get("hardware", "")),
+        announced_at=float(data.get("announced_at", 0.0)),
+    )

@@ -71,6 +71,7 @@ class ModelCard:
     chat: bool | None
     state: str | None
     tokens_per_second: float | None
+    hosts: tuple[dict[str, Any], ...] = ()  # every node that runs it: peer_id, local, http_url, load, ...
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ModelCard:
@@ -81,6 +82,7 @@ class ModelCard:
             body.get("chat"),
             body.get("state"),
             body.get("tokens_per_second"),
+            tuple(body.get("hosts") or ()),
         )
 
 
@@ -94,3 +96,47 @@ class Health:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Health:
         return cls(body["status"], body.get("version", ""), body.get("node_id"), dict(body.get("models", {})))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A node of the network as another node sees it."""
+
+    peer_id: str
+    http_url: str | None
+    models: tuple[str, ...]
+    addrs: tuple[str, ...]
+    version: str
+    hardware: str
+    rtt_ms: float | None
+    state: str
+    load: dict[str, dict[str, int]]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Peer:
+        return cls(
+            body["peer_id"],
+            body.get("http_url"),
+            tuple(m["name"] for m in body.get("models", ())),
+            tuple(body.get("addrs", ())),
+            body.get("version", ""),
+            body.get("hardware", ""),
+            body.get("rtt_ms"),
+            body.get("state", "self"),
+            dict(body.get("load") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """A node's own announcement and its peer table."""
+
+    self: Peer | None
+    peers: tuple[Peer, ...]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> NetworkView:
+        me = body.get("self")
+        return cls(
+            Peer.from_json(me) if me else None, tuple(Peer.from_json(p) for p in body.get("peers", ()))
+        )

@@ -24,11 +24,19 @@ class NodeStartFailed(RuntimeError):
 
 class NodeProcess:
     def __init__(
-        self, data_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *args: str,
+        port: int | None = None,
+        p2p_port: int | None = None,
+        env: dict[str, str] | None = None,
+        detached: bool = False,
     ) -> None:
+        """`detached`: in a session of its own, so it outlives the command that started it (testnet up)."""
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.p2p_port = p2p_port or free_port()
         self.args = [
             sys.executable,
             "-m",
@@ -39,18 +47,26 @@ class NodeProcess:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
+            "--p2p-port",
+            str(self.p2p_port),
             *args,
         ]
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.detached = detached
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 120.0) -> NodeProcess:
+    def launch(self) -> NodeProcess:
+        """Start the process without waiting for it to be ready."""
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        log.close()
-        self.wait_ready(timeout)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=self.detached
+            )
+        return self
+
+    def start(self, timeout: float = 120.0) -> NodeProcess:
+        self.launch().wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float) -> None:

@@ -1,0 +1,301 @@
+"""What a node does on the peer network: announce itself, keep the peer table, serve and forward requests.
+
+It speaks only through `node.transport` (the one module that touches libp2p).
+Announcements go out on GossipSub at a paced interval, and a newly seen peer
+is also asked directly (pubsub can drop silently). A request for a model this
+node doesn't host is forwarded to the best peer that does; if that peer
+fails before anything was streamed, the next one is tried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+
+from swarm import __version__
+from swarm.records import (
+    Generation,
+    GenerationRequest,
+    ModelLoad,
+    PeerInfo,
+    generation_from_wire,
+    peer_from_wire,
+    request_from_wire,
+    to_wire,
+)
+
+from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
+from .engines.llamacpp import cpu_description
+from .hosting import HostedModel, InvalidRequest, QueueFull, TextStream
+from .peers import PeerEntry, PeerTable
+from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
+
+log = logging.getLogger("swarm.network")
+
+ANNOUNCE_TOPIC = "swarm/announce/1"
+INFO_PROTOCOL = "/swarm/info/1.0.0"
+GENERATE_PROTOCOL = "/swarm/generate/1.0.0"
+ECHO_PROTOCOL = "/swarm/echo/1.0.0"
+INFO_TIMEOUT_S = 5.0
+
+
+def error_frame(error: Exception) -> dict[str, Any]:
+    """An error as a frame the gateway turns back into the same exception (and HTTP status)."""
+    frame: dict[str, Any] = {"kind": type(error).__name__, "message": str(error)}
+    if isinstance(error, QueueFull):
+        frame["retry_after"] = error.retry_after
+    if isinstance(error, InvalidRequest):
+        frame["param"] = error.param
+    if isinstance(error, ContextLengthExceeded):
+        frame["prompt_tokens"], frame["context_length"] = error.prompt_tokens, error.context_length
+    return {"error": frame}
+
+
+def error_from_frame(frame: dict[str, Any], peer_id: str) -> Exception:
+    kind, message = frame.get("kind"), str(frame.get("message", "error"))
+    if kind == "QueueFull":
+        error = QueueFull("", 0, int(frame.get("retry_after", 1)))
+        error.args = (message,)
+        return error
+    if kind == "InvalidRequest":
+        return InvalidRequest(message, frame.get("param"))
+    if kind == "ContextLengthExceeded":
+        return ContextLengthExceeded(int(frame["prompt_tokens"]), int(frame["context_length"]), message)
+    if kind == "RequestRejected":
+        return RequestRejected(message)
+    if kind in ("EngineUnavailable", "EngineCrashed"):
+        return EngineUnavailable(f"peer {peer_id}: {message}")
+    return EngineError(f"peer {peer_id}: {message}")
+
+
+class _HostFailed(Exception):
+    """A host could not finish; `streamed` says whether the client already got part of its answer."""
+
+    def __init__(self, failure: Exception, streamed: bool) -> None:
+        super().__init__(str(failure))
+        self.streamed = streamed
+
+
+class RemoteModel:
+    """A model hosted by peers, served here by forwarding: the same calls as a HostedModel."""
+
+    def __init__(self, network: NetworkService, name: str, hosts: list[PeerEntry]) -> None:
+        self.network = network
+        self.name = name
+        self.hosts = hosts
+        self.state = "ready"
+
+    async def generate(self, request: GenerationRequest) -> Generation:
+        stream = await self.stream(request)
+        try:
+            async for _ in stream:
+                pass
+        finally:
+            await stream.aclose()
+        assert stream.result is not None
+        return stream.result
+
+    async def stream(self, request: GenerationRequest) -> TextStream:
+        send, receive = trio.open_memory_channel[object](math.inf)
+        cancel = threading.Event()
+        self.network.nursery.start_soon(self._produce, request, send, cancel)
+        try:
+            first = await receive.receive()
+        except BaseException:
+            cancel.set()
+            await receive.aclose()
+            raise
+        if isinstance(first, BaseException):
+            raise first
+        return TextStream(receive, cancel, first)
+
+    async def _produce(
+        self, request: GenerationRequest, send: trio.MemorySendChannel, cancel: threading.Event
+    ) -> None:
+        last_failure: Exception | None = None
+        async with send:
+            for host in self.hosts:
+                peer = host.info.peer_id
+                try:
+                    outcome = await self._from_host(peer, request, send, cancel)
+                except _HostFailed as failure:
+                    if failure.streamed:  # part of an answer can't be retried elsewhere
+                        await send.send(EngineUnavailable(f"peer {peer} went away mid-answer: {failure}"))
+                        return
+                    log.info(
+                        "peer %s could not serve %s (%s); trying the next host", peer, self.name, failure
+                    )
+                    last_failure = failure
+                    continue
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return  # the client is gone
+                if outcome is not None:
+                    await send.send(outcome)
+                return
+            await send.send(EngineUnavailable(f"no peer could serve model {self.name!r}: {last_failure}"))
+
+    async def _from_host(
+        self, peer: str, request: GenerationRequest, send: trio.MemorySendChannel, cancel: threading.Event
+    ) -> object | None:
+        """Relay one host's frames; returns the final outcome, or None if the client left."""
+        streamed = False
+        body = {"request": to_wire(request)}
+        try:
+            async with self.network.transport.stream(
+                peer, GENERATE_PROTOCOL, body, timeout=self.network.forward_timeout
+            ) as frames:
+                async for frame in frames:
+                    if cancel.is_set():
+                        return None
+                    if "text" in frame:
+                        streamed = True
+                        send.send_nowait(frame["text"])
+                    elif "done" in frame:
+                        return generation_from_wire(frame["done"])
+                    elif "error" in frame:
+                        return error_from_frame(frame["error"], peer)
+        except RemoteError as error:
+            return EngineError(f"peer {peer}: {error}")
+        except (PeerUnavailable, RequestTimeout) as failure:
+            raise _HostFailed(failure, streamed) from failure
+        return EngineUnavailable(f"peer {peer} ended the answer without a result")
+
+
+class NetworkService:
+    def __init__(
+        self,
+        transport: Transport,
+        local: dict[str, HostedModel],
+        *,
+        http_url: str | None = None,
+        announce_interval: float = 5.0,
+        peer_ttl: float | None = None,
+        forward_timeout: float = 600.0,
+    ) -> None:
+        self.transport = transport
+        self.local = local
+        self.http_url = http_url
+        self.announce_interval = announce_interval
+        self.forward_timeout = forward_timeout
+        self.table = PeerTable(transport.peer_id, ttl=peer_ttl or 3 * announce_interval)
+        self._nursery: trio.Nursery | None = None
+        transport.handle(INFO_PROTOCOL, self._serve_info)
+        transport.handle(GENERATE_PROTOCOL, self._serve_generate)
+        transport.handle(ECHO_PROTOCOL, self._serve_echo)
+
+    @property
+    def nursery(self) -> trio.Nursery:
+        assert self._nursery is not None, "the network service is not running"
+        return self._nursery
+
+    def announcement(self) -> PeerInfo:
+        return PeerInfo(
+            peer_id=self.transport.peer_id,
+            addrs=tuple(self.transport.listen_addrs),
+            models=tuple(m.info for m in self.local.values()),
+            load={name: ModelLoad(m.running, m.queue.waiting) for name, m in self.local.items()},
+            version=__version__,
+            http_url=self.http_url,
+            hardware=cpu_description(),
+            announced_at=time.time(),
+        )
+
+    def remote(self, model: str) -> RemoteModel | None:
+        hosts = self.table.hosts_for(model)
+        return RemoteModel(self, model, hosts) if hosts else None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._listen_announcements)
+            nursery.start_soon(self._announce_periodically)
+            nursery.start_soon(self._follow_peer_events)
+            task_status.started()
+
+    async def _announce_periodically(self) -> None:
+        while True:
+            await self.transport.publish(ANNOUNCE_TOPIC, to_wire(self.announcement()))
+            self.table.expire()
+            await trio.sleep(self.announce_interval)
+
+    async def _listen_announcements(self) -> None:
+        async for sender, body in self.transport.subscribe(ANNOUNCE_TOPIC):
+            self._learn(sender, body)
+
+    def _learn(self, sender: str, body: dict[str, Any]) -> None:
+        try:
+            info = peer_from_wire(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("dropped a malformed announcement from %s: %s", sender, exc)
+            return
+        if info.peer_id != sender:
+            log.warning("dropped an announcement from %s claiming to be %s", sender, info.peer_id)
+            return
+        if self.table.update(info):
+            log.info("new peer %s hosting %s", sender, ", ".join(m.name for m in info.models) or "nothing")
+        self.transport.add_addresses(sender, list(info.addrs))
+
+    async def _follow_peer_events(self) -> None:
+        async for event in self.transport.peer_events():
+            if event.state == "up":
+                self.nursery.start_soon(self._pull_info, event.peer_id)
+            elif self.table.remove(event.peer_id):
+                log.info("peer %s is down: removed from the peer table", event.peer_id)
+
+    async def _pull_info(self, peer_id: str) -> None:
+        started = time.perf_counter()
+        try:
+            body = await self.transport.request(peer_id, INFO_PROTOCOL, {}, timeout=INFO_TIMEOUT_S)
+        except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
+            log.info("could not ask %s what it hosts: %s", peer_id, exc)
+            return
+        self._learn(peer_id, body)
+        self.table.record_rtt(peer_id, (time.perf_counter() - started) * 1000)
+
+    async def ping(self, peer_id: str, size: int, count: int) -> list[float]:
+        """Round trips of `size`-byte messages to a peer, in milliseconds (for diagnostics and benchmarks)."""
+        payload = {"data": "x" * size}
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            await self.transport.request(peer_id, ECHO_PROTOCOL, payload, timeout=INFO_TIMEOUT_S)
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    async def _serve_echo(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        yield body
+
+    async def _serve_info(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        yield to_wire(self.announcement())
+
+    async def _serve_generate(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        # Forwarded requests are served from local models only, so a request never loops between peers.
+        try:
+            request = request_from_wire(body["request"])
+        except (KeyError, TypeError, ValueError) as exc:
+            yield error_frame(InvalidRequest(f"malformed forwarded request: {exc}"))
+            return
+        hosted = self.local.get(request.model)
+        if hosted is None:
+            yield error_frame(EngineUnavailable(f"model {request.model!r} is not hosted here"))
+            return
+        try:
+            stream = await hosted.stream(request)
+        except (EngineError, QueueFull, InvalidRequest) as error:
+            yield error_frame(error)
+            return
+        try:
+            async for piece in stream:
+                yield {"text": piece}
+            assert stream.result is not None
+            yield {"done": to_wire(stream.result)}
+        except EngineError as error:
+            yield error_frame(error)
+        finally:
+            await stream.aclose()

@@ -1,0 +1,209 @@
+"""A local multi-node testnet: N real node processes on loopback, each with its own ports, data dir and model.
+
+with Testnet(nodes=3) as net:          # for tests: stopped on exit
+    net.nodes[0].url, net.nodes[2].models
+
+swarm testnet up --nodes 3             # for people: left running, described in a state file
+swarm testnet status [--json]
+swarm testnet down
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from node.catalog import CATALOG
+from swarm.config import default_data_dir
+
+from .process import NodeProcess, NodeStartFailed
+
+DEFAULT_MODELS = tuple(CATALOG)  # the three offline models, one per node
+STATE_FILE = "testnet.json"
+
+
+def default_dir() -> Path:
+    return default_data_dir().parent / "testnet"
+
+
+@dataclass(frozen=True)
+class TestnetNode:
+    __test__ = False
+    name: str
+    url: str
+    peer_id: str
+    multiaddr: str
+    models: tuple[str, ...]
+    pid: int
+    data_dir: str
+    log: str
+
+
+class Testnet:
+    __test__ = False  # a helper for tests, not a test class
+    def __init__(
+        self,
+        nodes: int = 3,
+        models: list[str] | None = None,
+        directory: Path | None = None,
+        *,
+        extra_args: tuple[str, ...] = ("--context-length", "1024"),
+        announce_interval: float = 2.0,
+        start_timeout: float = 180.0,
+    ) -> None:
+        if nodes < 1:
+            raise ValueError("a testnet needs at least one node")
+        chosen = list(models or DEFAULT_MODELS)
+        self.models = [chosen[i % len(chosen)] for i in range(nodes)]
+        self.directory = Path(directory or default_dir())
+        self.extra_args = extra_args
+        self.announce_interval = announce_interval
+        self.start_timeout = start_timeout
+        self.processes: list[NodeProcess] = []
+        self.nodes: list[TestnetNode] = []
+        self.converged_in: float | None = None  # seconds from every node up to every peer table complete
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / STATE_FILE
+
+    def _process(self, index: int, bootstrap: str | None) -> NodeProcess:
+        args = [
+            "--model", self.models[index],
+            "--announce-interval", str(self.announce_interval),
+            *self.extra_args,
+        ]  # fmt: skip
+        if bootstrap:
+            args += ["--bootstrap", bootstrap]
+        return NodeProcess(self.directory / f"node-{index}", *args, detached=True)
+
+    def up(self) -> list[TestnetNode]:
+        """Start every node, wait until each sees all the others, write the state file."""
+        if self.state_path.exists() and _alive(load_state(self.directory)):
+            raise NodeStartFailed(
+                f"a testnet is already running from {self.directory}: run `swarm testnet down`"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            first = self._process(0, None).start(self.start_timeout)
+            self.processes.append(first)
+            seed = _describe(first, "node-0")
+            self.nodes.append(seed)
+            # The rest join through the first node and start (load their models) in parallel.
+            rest = [self._process(i, seed.multiaddr) for i in range(1, len(self.models))]
+            for process in rest:
+                process.launch()
+                self.processes.append(process)
+            for i, process in enumerate(rest, start=1):
+                process.wait_ready(self.start_timeout)
+                self.nodes.append(_describe(process, f"node-{i}"))
+            self.converged_in = self.wait_converged(self.start_timeout)
+        except BaseException:
+            self.down()
+            raise
+        self.state_path.write_text(json.dumps([asdict(n) for n in self.nodes], indent=2))
+        return self.nodes
+
+    def wait_converged(self, timeout: float) -> float:
+        """Block until every node's peer table lists every other node; returns the seconds it took."""
+        started = time.monotonic()
+        expected = {n.peer_id for n in self.nodes}
+        while True:
+            if all(_peer_ids(n.url) >= expected - {n.peer_id} for n in self.nodes):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise NodeStartFailed(f"the testnet did not converge within {timeout:g} s")
+            time.sleep(0.2)
+
+    def down(self) -> None:
+        for process in self.processes:
+            process.stop()
+        self.processes.clear()
+        self.state_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Testnet:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+def _describe(process: NodeProcess, name: str) -> TestnetNode:
+    state = json.loads((process.data_dir / "node.json").read_text())
+    return TestnetNode(
+        name=name,
+        url=process.url,
+        peer_id=state["peer_id"],
+        multiaddr=state["p2p_addrs"][0],
+        models=tuple(state["models"]),
+        pid=state["pid"],
+        data_dir=str(process.data_dir),
+        log=str(process.log_path),
+    )
+
+
+def _peer_ids(url: str) -> set[str]:
+    try:
+        body = httpx.get(f"{url}/v1/peers", timeout=2.0).json()
+    except (httpx.HTTPError, ValueError):
+        return set()
+    return {p["peer_id"] for p in body.get("peers", ())}
+
+
+def load_state(directory: Path | None = None) -> list[TestnetNode]:
+    path = Path(directory or default_dir()) / STATE_FILE
+    try:
+        return [TestnetNode(**{**n, "models": tuple(n["models"])}) for n in json.loads(path.read_text())]
+    except FileNotFoundError:
+        return []
+
+
+def _alive(nodes: list[TestnetNode]) -> bool:
+    return any(_pid_alive(n.pid) for n in nodes)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(directory: Path | None = None) -> list[dict[str, object]]:
+    """Each node of the running testnet with whether it answers and how many peers it sees."""
+    report = []
+    for node in load_state(directory):
+        try:
+            health = httpx.get(f"{node.url}/health", timeout=2.0).json()
+            state, peers = health["status"], health.get("peers", 0)
+        except (httpx.HTTPError, ValueError):
+            state, peers = ("down" if not _pid_alive(node.pid) else "not answering"), 0
+        report.append({**asdict(node), "models": list(node.models), "state": state, "peers": peers})
+    return report
+
+
+def stop(directory: Path | None = None, timeout: float = 15.0) -> int:
+    """Stop every node of the testnet described in the state file; returns how many were running."""
+    directory = Path(directory or default_dir())
+    nodes = load_state(directory)
+    running = [n for n in nodes if _pid_alive(n.pid)]
+    for node in running:
+        os.kill(node.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for node in running:
+        while _pid_alive(node.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(node.pid):
+            os.kill(node.pid, signal.SIGKILL)
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return len(running)

@@ -1,0 +1,136 @@
+"""A real 3-node testnet: three node processes, three different models, talking over libp2p."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+import swarm
+from swarm import errors
+from testnet.testnet import Testnet
+
+MODELS = ["smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"]
+PEER_DOWN_WITHIN_S = 10.0  # the stated time for a dead node to leave every peer table
+
+
+def _metric(url: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and all(
+            f'{k}="{v}"' in line for k, v in labels.items()
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _wait_for(condition, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"timed out after {timeout:g} s waiting for {what}"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Testnet:
+    with Testnet(nodes=3, models=MODELS, directory=tmp_path_factory.mktemp("testnet")) as testnet:
+        yield testnet
+
+
+def test_every_node_lists_every_model_and_where_it_runs(net: Testnet) -> None:
+    hosts = {node.models[0]: node.peer_id for node in net.nodes}
+    for node in net.nodes:
+        with swarm.Client(node.url) as client:
+            cards = {card.id: card for card in client.models()}
+            view = client.peers()
+        assert set(cards) == set(MODELS)
+        for model, card in cards.items():
+            assert [h["peer_id"] for h in card.hosts] == [hosts[model]]
+            assert card.hosts[0]["local"] == (hosts[model] == node.peer_id)
+        assert view.self is not None and view.self.peer_id == node.peer_id
+        assert {p.peer_id for p in view.peers} == {n.peer_id for n in net.nodes} - {node.peer_id}
+
+
+def test_health_shows_the_peer_id(net: Testnet) -> None:
+    for node in net.nodes:
+        health = httpx.get(f"{node.url}/health").json()
+        assert health["node_id"] == node.peer_id and health["peers"] == 2
+
+
+def test_a_request_for_a_model_elsewhere_is_answered_by_its_host(net: Testnet) -> None:
+    gateway, host = net.nodes[0], net.nodes[2]
+    model = host.models[0]
+    before = _metric(host.url, "swarm_completion_tokens_total", model=model)
+    with swarm.Client(gateway.url) as client:
+        answer = client.chat("What is the capital of France?", model=model, max_tokens=16, temperature=0)
+        streamed = list(
+            client.stream_chat("What is the capital of France?", model=model, max_tokens=16, temperature=0)
+        )
+    assert "Paris" in answer.text
+    assert "".join(c.text for c in streamed) == answer.text
+    assert streamed[-1].usage is not None
+    # The host generated both answers; the gateway generated nothing for that model.
+    assert (
+        _metric(host.url, "swarm_completion_tokens_total", model=model)
+        == before + 2 * answer.usage.completion_tokens
+    )
+    assert _metric(gateway.url, "swarm_completion_tokens_total", model=model) == 0
+
+
+def test_remote_errors_keep_their_status(net: Testnet) -> None:
+    gateway, model = net.nodes[0], net.nodes[2].models[0]
+    body = {"model": model, "messages": [{"role": "user", "content": "word " * 3000}]}
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_ping_measures_round_trips(net: Testnet) -> None:
+    a, b = net.nodes[0], net.nodes[1]
+    body = httpx.post(
+        f"{a.url}/v1/peers/{b.peer_id}/ping", params={"size": 65536, "count": 5}, timeout=30
+    ).json()
+    assert len(body["rtt_ms"]) == 5 and all(0 < t < 5000 for t in body["rtt_ms"])
+
+
+def test_a_dead_host_fails_the_request_clearly_then_leaves_and_rejoins(net: Testnet) -> None:
+    gateway, victim = net.nodes[0], net.nodes[2]
+    model = victim.models[0]
+    process = next(p for p in net.processes if p.url == victim.url)
+    with swarm.Client(gateway.url, timeout=60) as client:
+        chunks = client.stream_chat("Write a long story about a dragon.", model=model, max_tokens=400)
+        next(chunks)
+        started = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)
+        with pytest.raises(errors.APIError) as broken:
+            for _ in chunks:
+                pass
+        assert time.monotonic() - started < 10
+    assert "went away" in broken.value.message
+    # It drops out of the other nodes' tables within the stated time.
+    for node in net.nodes[:2]:
+        _wait_for(
+            lambda n=node: model not in {c["id"] for c in httpx.get(f"{n.url}/v1/models").json()["data"]},
+            PEER_DOWN_WITHIN_S,
+            f"{victim.name} to leave {node.name}'s table",
+        )
+    missing = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert missing.status_code == 404
+    # Restarted with the same data dir (same identity) and ports, it rejoins.
+    process.process.wait()
+    process.start()
+    for node in net.nodes[:2]:
+        _wait_for(
+            lambda n=node: model in {c["id"] for c in httpx.get(f"{n.url}/v1/models").json()["data"]},
+            30,
+            f"{victim.name} to rejoin {node.name}'s table",
+        )
+    with swarm.Client(gateway.url) as client:
+        assert client.chat("Say hi.", model=model, max_tokens=4).text
