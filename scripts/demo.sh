@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, from nothing: set up, start a node on the default model, ask it a question, stop it.
+# The main job, from nothing: set up, start a local 3-node swarm (one model per node), ask node-0 a
+# question that only node-2's model answers (forwarded over libp2p), then stop the swarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,17 +8,15 @@ bash scripts/setup.sh
 . .venv/bin/activate
 
 question=${1:-"What is the capital of France?"}
-model=${SWARM_DEMO_MODEL:-$(python -c "from swarm.config import DEFAULT_MODEL; print(DEFAULT_MODEL)")}
-port=$(python -c 'from testnet.process import free_port; print(free_port())')
-data_dir=$(mktemp -d)
-trap 'kill "$node_pid" 2>/dev/null; wait "$node_pid" 2>/dev/null; rm -rf "$data_dir"' EXIT
+dir=$(mktemp -d)
+trap 'swarm testnet down --dir "$dir" || true; rm -rf "$dir"' EXIT
 
-swarm node start --model "$model" --port "$port" --data-dir "$data_dir/node" > "$data_dir/node.log" 2>&1 &
-node_pid=$!
-for _ in $(seq 600); do
-  curl -fs "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-  kill -0 "$node_pid" 2>/dev/null || { cat "$data_dir/node.log" >&2; exit 1; }
-  sleep 0.2
-done
+swarm testnet up --nodes 3 --dir "$dir"
+gateway=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["url"])' "$dir/testnet.json")
+model=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))[2]["models"][0])' "$dir/testnet.json")
+echo
+swarm models --node "$gateway"
+echo
+echo "asking node-0 ($gateway) for $model, which only node-2 hosts:"
 echo "Q: $question"
-swarm ask --node "http://127.0.0.1:$port" "$question"
+swarm ask --node "$gateway" --model "$model" "$question"
