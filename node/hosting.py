@@ -14,7 +14,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 
@@ -25,6 +25,8 @@ from .engines.base import Engine, EngineCrashed, EngineError, EngineUnavailable
 from .metrics import NodeMetrics
 
 RESTART_RETRY_AFTER_S = 5
+
+Producer = Callable[..., Awaitable[None]]
 
 
 class QueueFull(Exception):
@@ -120,6 +122,30 @@ class TextStream:
     async def aclose(self) -> None:
         self._cancel.set()
         await self._receive.aclose()
+
+    @classmethod
+    async def start(cls, nursery: trio.Nursery, produce: Producer, *args: object) -> TextStream:
+        """Run `produce(*args, send, cancel)` in `nursery`; return once its first item (or error) is in.
+
+        Waiting for the first item lets a bad request fail with a proper HTTP status instead of an
+        error inside an already-started event stream. The producer sends text pieces, then a
+        Generation or an exception, and stops when `cancel` is set or the channel breaks.
+        """
+        # Unbounded: an engine thread must never wait on the event loop (max_tokens bounds it anyway).
+        send, receive = trio.open_memory_channel[object](math.inf)
+        cancel = threading.Event()
+        nursery.start_soon(produce, *args, send, cancel)
+        try:
+            first = await receive.receive()
+        except trio.EndOfChannel:
+            raise EngineError("the stream ended without a result") from None
+        except BaseException:
+            cancel.set()
+            await receive.aclose()
+            raise
+        if isinstance(first, BaseException):
+            raise first
+        return cls(receive, cancel, first)
 
 
 class HostedModel:
@@ -226,36 +252,18 @@ class HostedModel:
         return generation
 
     async def stream(self, request: GenerationRequest) -> TextStream:
-        """Start a streamed generation; returns once the first piece (or an error) is known.
-
-        Waiting for the first piece lets a bad request fail with a proper HTTP
-        status instead of an error inside an already-started event stream.
-        """
+        """Start a streamed generation; returns once the first piece (or an error) is known."""
         request = self.prepare(request)
         started = await self._admit()
-        # Unbounded: the engine thread must never wait on the event loop (max_tokens bounds it anyway).
-        send, receive = trio.open_memory_channel[object](math.inf)
-        cancel = threading.Event()
         assert self._nursery is not None
-        self._nursery.start_soon(self._produce, request, send, cancel, started)
-        try:
-            first = await receive.receive()
-        except trio.EndOfChannel:
-            raise EngineError(f"model {self.name!r} ended the stream without a result") from None
-        except BaseException:
-            cancel.set()
-            await receive.aclose()
-            raise
-        if isinstance(first, BaseException):
-            raise first
-        return TextStream(receive, cancel, first)
+        return await TextStream.start(self._nursery, self._produce, request, started)
 
     async def _produce(
         self,
         request: GenerationRequest,
+        started: float,
         send: trio.MemorySendChannel,
         cancel: threading.Event,
-        started: float,
     ) -> None:
         first_token_seen = False
         loop = trio.lowlevel.current_trio_token()

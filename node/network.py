@@ -10,7 +10,6 @@ fails before anything was streamed, the next one is tried.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -102,18 +101,7 @@ class RemoteModel:
         return stream.result
 
     async def stream(self, request: GenerationRequest) -> TextStream:
-        send, receive = trio.open_memory_channel[object](math.inf)
-        cancel = threading.Event()
-        self.network.nursery.start_soon(self._produce, request, send, cancel)
-        try:
-            first = await receive.receive()
-        except BaseException:
-            cancel.set()
-            await receive.aclose()
-            raise
-        if isinstance(first, BaseException):
-            raise first
-        return TextStream(receive, cancel, first)
+        return await TextStream.start(self.network.nursery, self._produce, request)
 
     async def _produce(
         self, request: GenerationRequest, send: trio.MemorySendChannel, cancel: threading.Event
