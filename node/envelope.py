@@ -136,8 +136,9 @@ class Opener:
 
 def _parse(data: bytes) -> dict[str, Any]:
     try:
-        fields = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # NaN and Infinity are not JSON and could not be re-encoded to check the signature.
+        fields = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
         raise EnvelopeRejected("malformed", f"not JSON: {exc}") from None
     if not isinstance(fields, dict):
         raise EnvelopeRejected("malformed", "not a JSON object")
@@ -150,3 +151,7 @@ def _parse(data: bytes) -> dict[str, Any]:
         if not isinstance(fields[name], expected) or isinstance(fields[name], bool):
             raise EnvelopeRejected("malformed", f"field {name!r} is not a {expected.__name__}")
     return fields
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")

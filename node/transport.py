@@ -29,7 +29,7 @@ import struct
 import tempfile
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, ExitStack, aclosing, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -46,6 +46,7 @@ from libp2p.host.ping import ID as PING_PROTOCOL
 from libp2p.host.ping import perform_ping_roundtrip
 from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.peer.peerstore import PeerStoreError
@@ -59,6 +60,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.utils.address_validation import expand_wildcard_address
 
 from .envelope import MAX_MESSAGE_BYTES, Envelope, EnvelopeRejected, MessageTooLarge, Opener, seal
 from .identity import Identity
@@ -81,7 +83,7 @@ LISTENER_BUFFER = 256  # messages or events a slow subscriber may fall behind be
 
 _HEADER = struct.Struct(">I")  # frame length, then that many bytes of envelope
 
-Handler = Callable[[str, dict[str, Any]], AsyncGenerator[dict[str, Any], None]]
+Handler = Callable[[str, dict[str, Any]], AsyncIterator[dict[str, Any]]]  # an async generator
 
 
 class TransportError(Exception):
@@ -138,19 +140,24 @@ def exception_leaves(exc: BaseException) -> list[BaseException]:
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a person: each leaf error, with the root cause libp2p wraps it around."""
+    """One line for a person: each leaf error and, after a colon, the root causes libp2p wraps it around."""
     parts = []
     for leaf in exception_leaves(exc):
-        text, cause = str(leaf) or type(leaf).__name__, leaf.__cause__
-        while cause is not None:
-            if isinstance(cause, MultiError):
-                text += " (" + "; ".join(describe(e) for e in cause.errors) + ")"
-                break
-            if str(cause) and str(cause) not in text:
-                text += f": {cause}"
-            cause = cause.__cause__
-        parts.append(text)
+        text = str(leaf) or type(leaf).__name__
+        roots = [str(root) for root in _root_causes(leaf) if root is not leaf and str(root) not in text]
+        parts.append(text + (": " + "; ".join(dict.fromkeys(roots)) if roots else ""))
     return "; ".join(parts)
+
+
+def _root_causes(exc: BaseException) -> list[BaseException]:
+    inner: list[BaseException] = []
+    if isinstance(exc, BaseExceptionGroup):
+        inner = list(exc.exceptions)
+    elif isinstance(exc, MultiError):
+        inner = list(exc.errors)
+    elif exc.__cause__ is not None:
+        inner = [exc.__cause__]
+    return [root for e in inner for root in _root_causes(e)] if inner else [exc]
 
 
 async def write_frame(stream: INetStream, data: bytes) -> None:
@@ -185,6 +192,21 @@ class FrameReader:
             if not chunk:
                 raise PeerUnavailable(f"the stream ended {size - len(self._buffer)} bytes short of a frame")
             self._buffer += chunk
+
+
+def _quiet_libp2p_logs() -> None:
+    """libp2p at ERROR: it logs ordinary stream ends as errors (trap 10). Left alone under LIBP2P_DEBUG."""
+    if os.environ.get("LIBP2P_DEBUG"):
+        return
+    logging.getLogger("libp2p").setLevel(logging.ERROR)
+    for name, logger in logging.root.manager.loggerDict.items():
+        # Some of its modules set their own level on import, which would win over the parent's.
+        if name.startswith("libp2p.") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
+    # These two log every failed dial and stream open at ERROR, which the transport already raises
+    # as PeerUnavailable with the cause: a down peer's heartbeat would log an error at every probe.
+    for name in ("libp2p.transport.tcp.tcp", "libp2p.host.basic_host"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def default_lock_dir() -> Path:
@@ -293,7 +315,7 @@ class Transport:
         heartbeat_misses: int = DEFAULT_HEARTBEAT_MISSES,
         lock_dir: Path | None = None,
     ) -> None:
-        logging.getLogger("libp2p").setLevel(logging.ERROR)  # it logs ordinary stream ends as errors
+        _quiet_libp2p_logs()
         self.identity = identity
         self.peer_id = identity.peer_id
         self._listen = multiaddr.Multiaddr(f"/{'ip6' if ':' in host else 'ip4'}/{host}/tcp/{port}")
@@ -301,11 +323,9 @@ class Transport:
         self._bootstrap = list(bootstrap)
         for address in self._bootstrap:
             try:
-                info_from_p2p_addr(multiaddr.Multiaddr(address))
-            except Exception as exc:  # multiaddr's parse errors share no base class
-                raise TransportStartError(
-                    f"bootstrap address {address!r} is not a multiaddr ending in /p2p/<peer id>: {exc}"
-                ) from None
+                _peer_address(address)
+            except ValueError as exc:
+                raise TransportStartError(f"bootstrap address {exc}") from None
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.heartbeat_misses = heartbeat_misses
@@ -318,14 +338,17 @@ class Transport:
         self._host = new_host(
             key_pair=key_pair,
             sec_opt={NOISE_PROTOCOL: noise},
-            muxer_opt={YAMUX_PROTOCOL: Yamux},
+            muxer_opt={TProtocol(YAMUX_PROTOCOL): Yamux},
             connection_config=ConnectionConfig(max_connections_per_peer=1),
             enable_mDNS=enable_mdns,
+            addrs_factory=_concrete,
         )
         network = self._host.get_network()
+        assert isinstance(network, Swarm)
+        self._swarm = network
         # Every caller bounds its own dial and retries on its own schedule: libp2p's retries
         # would only spend the caller's deadline on a peer that just refused.
-        network.retry_config = RetryConfig(max_retries=0)  # type: ignore[attr-defined]
+        network.retry_config = RetryConfig(max_retries=0)
         network.register_notifee(_ConnectionWatcher(self._on_connected))
         self._gossipsub = GossipSub(
             protocols=[GOSSIPSUB_V11, GOSSIPSUB_V10],
@@ -343,6 +366,7 @@ class Transport:
         self._event_listeners: list[trio.MemorySendChannel[PeerEvent]] = []
         self._next_publish: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
+        self._joined = trio.Event()  # set once a bootstrap peer (if any) has answered
 
     # ---- life cycle
 
@@ -359,6 +383,9 @@ class Transport:
                     )
                 if not self._port:
                     locks.enter_context(_PortLock(self._lock_dir, int(bound[0].value_for_protocol("tcp"))))
+                # The heartbeat owns reconnecting (negative cache cleared, down peers backed off);
+                # libp2p's auto-connector would also dial every peer-store entry every 10 s.
+                await self._swarm.auto_connector.stop()
                 async with (
                     background_trio_service(self._pubsub),
                     background_trio_service(self._gossipsub),
@@ -370,6 +397,8 @@ class Transport:
                     nursery.start_soon(self._heartbeat)
                     for address in self._bootstrap:
                         nursery.start_soon(self._join, address)
+                    if not self._bootstrap:
+                        self._joined.set()
                     log.info("p2p listening on %s", ", ".join(self.listen_addrs))
                     task_status.started()
                     await trio.sleep_forever()
@@ -388,10 +417,7 @@ class Transport:
 
     async def connect(self, address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> str:
         """Dial a multiaddr ending in /p2p/<peer id>; returns that peer id. Raises PeerUnavailable."""
-        try:
-            info = info_from_p2p_addr(multiaddr.Multiaddr(address))
-        except Exception as exc:  # multiaddr's parse errors share no base class
-            raise ValueError(f"{address!r} is not a multiaddr ending in /p2p/<peer id>: {exc}") from None
+        info = _peer_address(address)
         peer_id = info.peer_id.to_base58()
         self._remember(peer_id, info.addrs)
         with trio.move_on_after(timeout):
@@ -405,7 +431,7 @@ class Transport:
         for address in addrs:
             try:
                 addr = multiaddr.Multiaddr(address)
-            except Exception as exc:  # multiaddr's parse errors share no base class
+            except ValueError as exc:
                 log.debug("skipped address %r of %s: %s", address, peer_id, exc)
                 continue
             owner = addr.get_peer_id()
@@ -455,7 +481,7 @@ class Transport:
         self._remember(peer.to_base58(), addrs)
 
     def _is_connected(self, peer: ID) -> bool:
-        return any(not conn.is_closed for conn in self._host.get_network().get_connections(peer))
+        return any(not conn.is_closed for conn in self._swarm.get_connections(peer))
 
     async def _dial(self, peer: ID) -> None:
         """Connect unless connected; the caller bounds the time. Raises PeerUnavailable."""
@@ -463,13 +489,14 @@ class Transport:
             return
         addrs = [multiaddr.Multiaddr(a) for a in self._book.get(peer.to_base58(), ())]
         if not addrs:
+            await self._joined.wait()  # the DHT knows nothing before a bootstrap peer answers
             found = await self._dht.find_peer(peer)
             if found is not None:
                 self._remember(peer.to_base58(), found.addrs)
                 addrs = [multiaddr.Multiaddr(a) for a in self._book.get(peer.to_base58(), ())]
         if not addrs:
             raise PeerUnavailable(f"no known address for peer {peer} (not in the address book nor the DHT)")
-        self._host.get_network().unblock_peer(peer)  # a restarted peer is dialed at once (trap 4)
+        self._swarm.unblock_peer(peer)  # a restarted peer is dialed at once (trap 4)
         try:
             await self._host.connect(PeerInfo(peer, addrs))
         except Exception as exc:  # libp2p dial errors come as groups and wrappers of many kinds
@@ -506,7 +533,7 @@ class Transport:
         delay = 0.5
         while True:
             try:
-                await self.connect(address)
+                peer_id = await self.connect(address)
                 break
             except PeerUnavailable as exc:
                 log.warning("bootstrap peer %s failed: %s; retrying in %.1f s", address, exc, delay)
@@ -514,7 +541,9 @@ class Transport:
             delay = min(delay * 2, BOOTSTRAP_RETRY_MAX_S)
         log.info("joined the swarm through %s", address)
         with trio.move_on_after(CONNECT_TIMEOUT_S):
+            await self._learn(ID.from_base58(peer_id))  # in the routing table before the lookup below
             await self._dht.refresh_routing_table()
+        self._joined.set()
 
     # ---- heartbeat
 
@@ -596,18 +625,14 @@ class Transport:
                 return reply
         raise RemoteError(f"peer {peer_id} on {protocol} finished without a reply")
 
-    def stream(
+    @asynccontextmanager
+    async def stream(
         self, peer_id: str, protocol: str, body: dict[str, Any], *, timeout: float
-    ) -> AbstractAsyncContextManager[AsyncIterator[dict[str, Any]]]:
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """Every reply until the handler finishes. `timeout` is one deadline for the whole exchange,
         the caller's work inside the block included: past it the block is cancelled and RequestTimeout raised.
         """
-        return self._stream(peer_id, protocol, body, timeout)
-
-    @asynccontextmanager
-    async def _stream(
-        self, peer_id: str, protocol: str, body: dict[str, Any], timeout: float
-    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        self._running()
         frame = seal(self.identity, "request", body)
         peer = _peer(peer_id)
         with trio.move_on_after(timeout) as deadline:
@@ -658,19 +683,17 @@ class Transport:
                 raise RemoteError(f"expected a request, got a {request.kind!r} frame")
         except (RemoteError, trio.TooSlowError) as exc:
             self.counters.requests_failed += 1
-            log.info("refused a %s request from %s: %s", protocol, sender, exc or "it never came")
-            await self._finish(stream, seal(self.identity, "error", {"message": f"request refused: {exc}"}))
+            reason = str(exc) or f"no request within {INBOUND_REQUEST_TIMEOUT_S:g} s"
+            log.info("refused a %s request from %s: %s", protocol, sender, reason)
+            await self._finish(
+                stream, seal(self.identity, "error", {"message": f"request refused: {reason}"})
+            )
             return
         except PeerUnavailable:
             self.counters.requests_failed += 1
             await self._finish(stream, None)
             return
-        try:
-            served = await self._answer(protocol, handler, request.body, sender, stream)
-        except PeerUnavailable as exc:
-            log.info("%s for %s stopped: %s", protocol, sender, exc)
-            served = False
-        if served:
+        if await self._answer(protocol, handler, request.body, sender, stream):
             self.counters.requests_served += 1
         else:
             self.counters.requests_failed += 1
@@ -679,8 +702,11 @@ class Transport:
     async def _answer(
         self, protocol: str, handler: Handler, body: dict[str, Any], sender: str, stream: INetStream
     ) -> bool:
-        """Relay the handler's replies; True if it finished, False if it raised (the peer is told why)."""
-        async with aclosing(handler(sender, body)) as replies:
+        """Relay the handler's replies. False if it raised (the peer is told why) or the peer left unanswered;
+        a peer may leave once it has what it wanted (request() takes the first reply).
+        """
+        replies, answered = handler(sender, body), False
+        try:
             while True:
                 try:
                     reply = await replies.__anext__()
@@ -694,8 +720,17 @@ class Transport:
                     await self._send(stream, seal(self.identity, "error", {"message": describe(exc)}), sender)
                     return False
                 await self._send(stream, frame, sender)
-        await self._send(stream, seal(self.identity, "end", {}), sender)
-        return True
+                answered = True
+            await self._send(stream, seal(self.identity, "end", {}), sender)
+            return True
+        except PeerUnavailable as exc:
+            log.log(
+                logging.DEBUG if answered else logging.INFO, "%s for %s stopped: %s", protocol, sender, exc
+            )
+            return answered
+        finally:
+            if isinstance(replies, AsyncGenerator):  # closed now, so its cleanup runs when the peer leaves
+                await replies.aclose()
 
     async def _finish(self, stream: INetStream, last: bytes | None) -> None:
         with trio.CancelScope(shield=True):
@@ -710,6 +745,7 @@ class Transport:
 
     async def publish(self, topic: str, body: dict[str, Any]) -> None:
         """Gossip `body` on `topic`. Paced to one message per PUBLISH_MIN_INTERVAL_S per topic (trap 7)."""
+        self._running()
         now = trio.current_time()
         slot = max(now, self._next_publish.get(topic, now))
         self._next_publish[topic] = slot + PUBLISH_MIN_INTERVAL_S
@@ -757,6 +793,18 @@ class Transport:
                     self._opener.dropped["slow_consumer"] += 1
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self._subscribers[topic].remove(listener)
+
+
+def _concrete(addrs: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
+    """What peers can dial: a wildcard listen address (0.0.0.0) becomes one address per interface."""
+    return [concrete for addr in addrs for concrete in expand_wildcard_address(addr)]
+
+
+def _peer_address(address: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(address))
+    except ValueError as exc:
+        raise ValueError(f"{address!r} is not a multiaddr ending in /p2p/<peer id>: {exc}") from None
 
 
 def _peer(peer_id: str) -> ID:

@@ -47,6 +47,7 @@ class TestnetNode:
 
 class Testnet:
     __test__ = False  # a helper for tests, not a test class
+
     def __init__(
         self,
         nodes: int = 3,
