@@ -7,13 +7,14 @@ the node's state and a lock, so two nodes never share one by accident.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hypercorn.config
@@ -28,6 +29,7 @@ from .engines import load_engine
 from .engines.base import Engine, EngineError
 from .hosting import HostedModel
 from .identity import Identity, IdentityError
+from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
 from .transport import Transport, TransportStartError, exception_leaves
@@ -41,33 +43,16 @@ class NodeStartError(Exception):
     """The node can't start; the message says why and what to do."""
 
 
-class DataDirLock:
-    """An exclusive lock on the data dir, held for the node's life (released by the OS if it dies)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "node.lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> DataDirLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise NodeStartError(
-                f"data dir {self.path.parent} is in use by pid {holder}: "
-                "stop that node or pass another --data-dir"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+@contextmanager
+def _data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """Held for the node's life, so two nodes never share one data dir by accident."""
+    try:
+        with PidLock(data_dir / "node.lock"):
+            yield
+    except LockHeld as held:
+        raise NodeStartError(
+            f"data dir {data_dir} is in use by pid {held.holder}: stop that node or pass another --data-dir"
+        ) from None
 
 
 def _load_engines(config: NodeConfig) -> list[Engine]:
@@ -110,7 +95,7 @@ async def _stop_on_signal(shutdown: trio.Event) -> None:
 async def run_node(config: NodeConfig) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (config.data_dir / "logs").mkdir(exist_ok=True, mode=0o700)
-    with DataDirLock(config.data_dir):
+    with _data_dir_lock(config.data_dir):
         try:
             identity = Identity.load_or_create(config.data_dir)
             transport = Transport(

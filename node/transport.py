@@ -21,15 +21,14 @@ libp2p logger at ERROR and exception groups flattened (10).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import struct
 import tempfile
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -64,6 +63,7 @@ from libp2p.utils.address_validation import expand_wildcard_address
 
 from .envelope import MAX_MESSAGE_BYTES, Envelope, EnvelopeRejected, MessageTooLarge, Opener, seal
 from .identity import Identity
+from .locks import LockHeld, PidLock
 
 log = logging.getLogger("swarm.transport")
 
@@ -218,35 +218,17 @@ def default_lock_dir() -> Path:
     )
 
 
-class _PortLock:
+@contextmanager
+def _port_lock(directory: Path, port: int) -> Iterator[None]:
     """An exclusive lock on a TCP port: libp2p binds with SO_REUSEPORT, so a second bind succeeds (trap 9)."""
-
-    def __init__(self, directory: Path, port: int) -> None:
-        self.path = directory / f"tcp-{port}.lock"
-        self.port = port
-        self._fd: int | None = None
-
-    def __enter__(self) -> _PortLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise TransportStartError(
-                f"p2p port {self.port} is already used by another swarm node "
-                f"(pid {holder}, lock {self.path}): stop that node or pick another p2p port"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+    try:
+        with PidLock(directory / f"tcp-{port}.lock"):
+            yield
+    except LockHeld as held:
+        raise TransportStartError(
+            f"p2p port {port} is already used by another swarm node "
+            f"(pid {held.holder}, lock {held.path}): stop that node or pick another p2p port"
+        ) from None
 
 
 class _ConnectionWatcher(INotifee):
@@ -374,7 +356,7 @@ class Transport:
         """Listen, join the bootstrap peers and keep the heartbeat going until cancelled."""
         with ExitStack() as locks:
             if self._port:  # locked before binding, so a second node never takes connections meant for us
-                locks.enter_context(_PortLock(self._lock_dir, self._port))
+                locks.enter_context(_port_lock(self._lock_dir, self._port))
             async with self._host.run([self._listen]):
                 bound = self._host.get_transport_addrs()
                 if not bound:
@@ -382,7 +364,7 @@ class Transport:
                         f"can't listen on {self._listen}: the address is taken or not on this machine"
                     )
                 if not self._port:
-                    locks.enter_context(_PortLock(self._lock_dir, int(bound[0].value_for_protocol("tcp"))))
+                    locks.enter_context(_port_lock(self._lock_dir, int(bound[0].value_for_protocol("tcp"))))
                 # The heartbeat owns reconnecting (negative cache cleared, down peers backed off);
                 # libp2p's auto-connector would also dial every peer-store entry every 10 s.
                 await self._swarm.auto_connector.stop()

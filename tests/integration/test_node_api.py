@@ -344,3 +344,20 @@ def test_full_queue_answers_429_with_retry_after(locked_node: NodeProcess) -> No
     assert int(refused[0].headers["retry-after"]) >= 1
     assert _error(refused[0])["code"] == "queue_full"
     assert set(statuses) <= {200, 429}
+
+
+def test_a_second_node_on_the_same_data_dir_is_refused(node: NodeProcess) -> None:
+    from testnet.process import NodeStartFailed
+
+    with pytest.raises(NodeStartFailed) as refused:
+        NodeProcess(node.data_dir, "--model", MODEL).start(timeout=60)
+    assert f"data dir {node.data_dir} is in use by pid" in str(refused.value)
+    assert httpx.get(f"{node.url}/health").status_code == 200
+
+
+def test_an_unknown_model_stops_the_start_with_one_clear_line(tmp_path: Path) -> None:
+    from testnet.process import NodeStartFailed
+
+    with pytest.raises(NodeStartFailed) as refused:
+        NodeProcess(tmp_path / "data", "--model", "gpt-17").start(timeout=60)
+    assert "error: unknown model 'gpt-17': use one of smollm2-135m-instruct" in str(refused.value)
