@@ -5,13 +5,23 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
+import multiaddr
 import pytest
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
 
 import swarm
+from node.envelope import Envelope, Opener, seal
+from node.identity import Identity
+from node.network import ECHO_PROTOCOL
+from node.transport import FrameReader, write_frame
 from swarm import errors
 from testnet.testnet import Testnet
+from tests.support.misbehaving import raw_host
 
 MODELS = ["smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"]
 PEER_DOWN_WITHIN_S = 10.0  # the stated time for a dead node to leave every peer table
@@ -134,3 +144,51 @@ def test_a_dead_host_fails_the_request_clearly_then_leaves_and_rejoins(net: Test
         )
     with swarm.Client(gateway.url) as client:
         assert client.chat("Say hi.", model=model, max_tokens=4).text
+
+
+# ---- a misbehaving peer against a real node
+
+
+async def test_tampered_and_replayed_messages_are_rejected_and_counted(net: Testnet, tmp_path: Path) -> None:
+    node = net.nodes[1]
+    attacker = Identity.load_or_create(tmp_path / "attacker")
+    host = raw_host(attacker)
+    target = info_from_p2p_addr(multiaddr.Multiaddr(node.multiaddr))
+    before = {
+        r: _metric(node.url, "swarm_dropped_messages_total", reason=r) for r in ("replayed", "bad_signature")
+    }
+
+    async def send(frame: bytes) -> Envelope:
+        stream = await host.new_stream(target.peer_id, [TProtocol(ECHO_PROTOCOL)])
+        await write_frame(stream, frame)
+        reply = Opener().open(await FrameReader(stream).read(), expected_sender=node.peer_id)
+        await stream.close()
+        return reply
+
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        await host.connect(target)
+        genuine = seal(attacker, "request", {"data": "hello"})
+        assert (await send(genuine)).body == {"data": "hello"}
+        replayed = await send(genuine)
+        tampered = await send(seal(attacker, "request", {"data": "hello"}).replace(b"hello", b"HELLO"))
+    assert replayed.kind == tampered.kind == "error"
+    assert "replayed" in replayed.body["message"] and "bad_signature" in tampered.body["message"]
+    assert _metric(node.url, "swarm_dropped_messages_total", reason="replayed") == before["replayed"] + 1
+    assert (
+        _metric(node.url, "swarm_dropped_messages_total", reason="bad_signature")
+        == before["bad_signature"] + 1
+    )
+    assert httpx.get(f"{node.url}/health").json()["status"] == "ok"
+
+
+async def test_a_plaintext_dial_to_a_node_is_refused(net: Testnet, tmp_path: Path) -> None:
+    node = net.nodes[1]
+    host = raw_host(Identity.load_or_create(tmp_path / "plain"), plaintext=True)
+    target = info_from_p2p_addr(multiaddr.Multiaddr(node.multiaddr))
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        with pytest.raises(Exception) as refused, trio.fail_after(10):  # libp2p raises many kinds
+            await host.connect(target)
+        assert not isinstance(refused.value, trio.TooSlowError)
+        assert host.get_connected_peers() == []
+    peers = {p["peer_id"] for p in httpx.get(f"{node.url}/v1/peers").json()["peers"]}
+    assert host.get_id().to_string() not in peers

@@ -15,20 +15,11 @@ from typing import Any
 import multiaddr
 import pytest
 import trio
-from libp2p import new_host
-from libp2p.abc import IHost
-from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
-from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
-from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
-from libp2p.security.noise.transport import Transport as NoiseTransport
-from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.envelope import MAX_MESSAGE_BYTES, MessageTooLarge, Opener, seal
@@ -46,6 +37,7 @@ from node.transport import (
     TransportStartError,
     write_frame,
 )
+from tests.support.misbehaving import raw_host
 from tests.support.transport_peer import COUNT, ECHO, count, echo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,22 +79,6 @@ async def running(*transports: Transport) -> AsyncIterator[None]:
             await nursery.start(transport.run)
         yield
         nursery.cancel_scope.cancel()
-
-
-def raw_host(identity: Identity, *, plaintext: bool = False) -> IHost:
-    """A bare libp2p host that plays a misbehaving peer: it writes whatever bytes it likes."""
-    key_pair = identity.key_pair
-    security = (
-        {PLAINTEXT_PROTOCOL_ID: InsecureTransport(key_pair)}
-        if plaintext
-        else {NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)}
-    )
-    return new_host(
-        key_pair=key_pair,
-        sec_opt=security,
-        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
-    )
 
 
 async def wait_for_state(transport: Transport, peer_id: str, state: str, within: float) -> None:
