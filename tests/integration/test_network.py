@@ -192,3 +192,19 @@ async def test_a_plaintext_dial_to_a_node_is_refused(net: Testnet, tmp_path: Pat
         assert host.get_connected_peers() == []
     peers = {p["peer_id"] for p in httpx.get(f"{node.url}/v1/peers").json()["peers"]}
     assert host.get_id().to_string() not in peers
+
+
+def test_a_request_is_retried_on_another_host_when_the_first_is_dead(tmp_path: Path) -> None:
+    model = "smollm2-135m-instruct"
+    with Testnet(nodes=3, models=["gemma3-270m", model, model], directory=tmp_path / "net") as pair:
+        gateway = pair.nodes[0]
+        card = httpx.get(f"{gateway.url}/v1/models/{model}").json()
+        first, second = (next(n for n in pair.nodes if n.peer_id == h["peer_id"]) for h in card["hosts"])
+        os.kill(first.pid, signal.SIGKILL)  # still in the gateway's table: its heartbeat hasn't noticed yet
+        before = _metric(second.url, "swarm_completion_tokens_total", model=model)
+        # One HTTP request, no client retries: the gateway itself must move on to the live host.
+        body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
+        response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        tokens = response.json()["usage"]["completion_tokens"]
+        assert _metric(second.url, "swarm_completion_tokens_total", model=model) == before + tokens
