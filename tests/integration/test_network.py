@@ -22,27 +22,10 @@ from node.transport import FrameReader, write_frame
 from swarm import errors
 from testnet.testnet import Testnet
 from tests.support.misbehaving import raw_host
+from tests.support.observe import metric, wait_for
 
 MODELS = ["smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"]
 PEER_DOWN_WITHIN_S = 10.0  # the stated time for a dead node to leave every peer table
-
-
-def _metric(url: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and all(
-            f'{k}="{v}"' in line for k, v in labels.items()
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def _wait_for(condition, timeout: float, what: str) -> float:  # type: ignore[no-untyped-def]
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out after {timeout:g} s waiting for {what}"
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +57,7 @@ def test_health_shows_the_peer_id(net: Testnet) -> None:
 def test_a_request_for_a_model_elsewhere_is_answered_by_its_host(net: Testnet) -> None:
     gateway, host = net.nodes[0], net.nodes[2]
     model = host.models[0]
-    before = _metric(host.url, "swarm_completion_tokens_total", model=model)
+    before = metric(host.url, "swarm_completion_tokens_total", model=model)
     with swarm.Client(gateway.url) as client:
         answer = client.chat("What is the capital of France?", model=model, max_tokens=16, temperature=0)
         streamed = list(
@@ -85,10 +68,10 @@ def test_a_request_for_a_model_elsewhere_is_answered_by_its_host(net: Testnet) -
     assert streamed[-1].usage is not None
     # The host generated both answers; the gateway generated nothing for that model.
     assert (
-        _metric(host.url, "swarm_completion_tokens_total", model=model)
+        metric(host.url, "swarm_completion_tokens_total", model=model)
         == before + 2 * answer.usage.completion_tokens
     )
-    assert _metric(gateway.url, "swarm_completion_tokens_total", model=model) == 0
+    assert metric(gateway.url, "swarm_completion_tokens_total", model=model) == 0
 
 
 def test_remote_errors_keep_their_status(net: Testnet) -> None:
@@ -123,7 +106,7 @@ def test_a_dead_host_fails_the_request_clearly_then_leaves_and_rejoins(net: Test
     assert "went away" in broken.value.message
     # It drops out of the other nodes' tables within the stated time.
     for node in net.nodes[:2]:
-        _wait_for(
+        wait_for(
             lambda n=node: model not in {c["id"] for c in httpx.get(f"{n.url}/v1/models").json()["data"]},
             PEER_DOWN_WITHIN_S,
             f"{victim.name} to leave {node.name}'s table",
@@ -137,7 +120,7 @@ def test_a_dead_host_fails_the_request_clearly_then_leaves_and_rejoins(net: Test
     process.process.wait()
     process.start()
     for node in net.nodes[:2]:
-        _wait_for(
+        wait_for(
             lambda n=node: model in {c["id"] for c in httpx.get(f"{n.url}/v1/models").json()["data"]},
             30,
             f"{victim.name} to rejoin {node.name}'s table",
@@ -155,7 +138,7 @@ async def test_tampered_and_replayed_messages_are_rejected_and_counted(net: Test
     host = raw_host(attacker)
     target = info_from_p2p_addr(multiaddr.Multiaddr(node.multiaddr))
     before = {
-        r: _metric(node.url, "swarm_dropped_messages_total", reason=r) for r in ("replayed", "bad_signature")
+        r: metric(node.url, "swarm_dropped_messages_total", reason=r) for r in ("replayed", "bad_signature")
     }
 
     async def send(frame: bytes) -> Envelope:
@@ -173,9 +156,9 @@ async def test_tampered_and_replayed_messages_are_rejected_and_counted(net: Test
         tampered = await send(seal(attacker, "request", {"data": "hello"}).replace(b"hello", b"HELLO"))
     assert replayed.kind == tampered.kind == "error"
     assert "replayed" in replayed.body["message"] and "bad_signature" in tampered.body["message"]
-    assert _metric(node.url, "swarm_dropped_messages_total", reason="replayed") == before["replayed"] + 1
+    assert metric(node.url, "swarm_dropped_messages_total", reason="replayed") == before["replayed"] + 1
     assert (
-        _metric(node.url, "swarm_dropped_messages_total", reason="bad_signature")
+        metric(node.url, "swarm_dropped_messages_total", reason="bad_signature")
         == before["bad_signature"] + 1
     )
     assert httpx.get(f"{node.url}/health").json()["status"] == "ok"
@@ -201,10 +184,10 @@ def test_a_request_is_retried_on_another_host_when_the_first_is_dead(tmp_path: P
         card = httpx.get(f"{gateway.url}/v1/models/{model}").json()
         first, second = (next(n for n in pair.nodes if n.peer_id == h["peer_id"]) for h in card["hosts"])
         os.kill(first.pid, signal.SIGKILL)  # still in the gateway's table: its heartbeat hasn't noticed yet
-        before = _metric(second.url, "swarm_completion_tokens_total", model=model)
+        before = metric(second.url, "swarm_completion_tokens_total", model=model)
         # One HTTP request, no client retries: the gateway itself must move on to the live host.
         body = {"model": model, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8}
         response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
         assert response.status_code == 200, response.text
         tokens = response.json()["usage"]["completion_tokens"]
-        assert _metric(second.url, "swarm_completion_tokens_total", model=model) == before + tokens
+        assert metric(second.url, "swarm_completion_tokens_total", model=model) == before + tokens

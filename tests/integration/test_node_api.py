@@ -15,6 +15,7 @@ import pytest
 import swarm
 from swarm import errors
 from testnet.process import NodeProcess
+from tests.support.observe import metric
 
 MODEL = "smollm2-135m-instruct"
 QUESTION = "What is 2+2?"
@@ -34,17 +35,6 @@ def locked_node(tmp_path_factory: pytest.TempPathFactory) -> NodeProcess:
     args = ("--model", MODEL, "--context-length", "512", "--api-key", "s3cret", "--max-waiting", "1")
     with NodeProcess(tmp_path_factory.mktemp("locked") / "data", *args) as n:
         yield n
-
-
-def _metric(node: NodeProcess, name: str, **labels: str) -> float:
-    text = httpx.get(f"{node.url}/metrics").text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def _error(response: httpx.Response) -> dict:
@@ -121,15 +111,16 @@ def test_official_openai_client_chat_stream_completion_and_models(node: NodeProc
 
 
 def test_metrics_count_requests_and_tokens(node: NodeProcess) -> None:
-    before = _metric(node, "swarm_completion_tokens_total", model=MODEL)
-    requests_before = _metric(node, "swarm_requests_total", model=MODEL, status="200")
+    before = metric(node.url, "swarm_completion_tokens_total", model=MODEL)
+    requests_before = metric(node.url, "swarm_requests_total", model=MODEL, status="200")
     with swarm.Client(node.url) as client:
         answer = client.chat("Count to three.", model=MODEL, max_tokens=10)
     assert (
-        _metric(node, "swarm_completion_tokens_total", model=MODEL) == before + answer.usage.completion_tokens
+        metric(node.url, "swarm_completion_tokens_total", model=MODEL)
+        == before + answer.usage.completion_tokens
     )
-    assert _metric(node, "swarm_requests_total", model=MODEL, status="200") == requests_before + 1
-    assert _metric(node, "swarm_request_latency_seconds_count", model=MODEL) >= 1
+    assert metric(node.url, "swarm_requests_total", model=MODEL, status="200") == requests_before + 1
+    assert metric(node.url, "swarm_request_latency_seconds_count", model=MODEL) >= 1
 
 
 def test_openapi_schema_lists_the_endpoints(node: NodeProcess) -> None:
@@ -247,8 +238,8 @@ def test_sdk_raises_typed_errors(node: NodeProcess) -> None:
 
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
 def test_client_disconnect_stops_generation(node: NodeProcess, stream: bool) -> None:
-    disconnects = _metric(node, "swarm_client_disconnects_total", model=MODEL)
-    tokens_before = _metric(node, "swarm_completion_tokens_total", model=MODEL)
+    disconnects = metric(node.url, "swarm_client_disconnects_total", model=MODEL)
+    tokens_before = metric(node.url, "swarm_completion_tokens_total", model=MODEL)
     body = {
         "model": MODEL,
         "messages": [{"role": "user", "content": "Write a very long story."}],
@@ -264,7 +255,7 @@ def test_client_disconnect_stops_generation(node: NodeProcess, stream: bool) -> 
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{node.url}/v1/chat/completions", json=body, timeout=0.5)
     deadline = time.monotonic() + 10
-    while _metric(node, "swarm_client_disconnects_total", model=MODEL) == disconnects:
+    while metric(node.url, "swarm_client_disconnects_total", model=MODEL) == disconnects:
         assert time.monotonic() < deadline, "the node never noticed the client left"
         time.sleep(0.1)
     # The engine stopped early instead of generating 400 tokens (~4 s) for nobody: its one slot is
@@ -273,7 +264,7 @@ def test_client_disconnect_stops_generation(node: NodeProcess, stream: bool) -> 
         started = time.monotonic()
         assert client.chat("Say yes.", model=MODEL, max_tokens=4).text
         assert time.monotonic() - started < 1.5
-    assert _metric(node, "swarm_completion_tokens_total", model=MODEL) - tokens_before < 400
+    assert metric(node.url, "swarm_completion_tokens_total", model=MODEL) - tokens_before < 400
 
 
 def test_sdk_deadline_is_total_not_per_read(node: NodeProcess) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 import swarm
 from testnet.process import NodeProcess
+from tests.support.observe import wait_for
 
 MODEL = "smollm2-135m-instruct"
 SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "llamacpp_server.py"
@@ -27,13 +27,6 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +89,7 @@ def test_supervised_engine_process_is_restarted_after_it_dies(tmp_path: Path) ->
         refused = httpx.post(url, json={"model": MODEL, **CHAT}, timeout=30)
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "engine_unavailable"
-        _wait_for(
+        wait_for(
             lambda: httpx.post(url, json={"model": MODEL, **CHAT}, timeout=30).status_code == 200,
             60,
             "the engine process to come back",
@@ -106,4 +99,4 @@ def test_supervised_engine_process_is_restarted_after_it_dies(tmp_path: Path) ->
         again = httpx.post(url, json={"model": MODEL, **CHAT}, timeout=60).json()
         assert again["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
         node.stop()
-    _wait_for(lambda: not Path(f"/proc/{new_pid}").exists(), 15, "the engine process to stop with the node")
+    wait_for(lambda: not Path(f"/proc/{new_pid}").exists(), 15, "the engine process to stop with the node")
