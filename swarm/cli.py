@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", help="ask a node a question")
     ask.add_argument("question")
-    ask.add_argument("--model", help="model to ask (default: the node's first)")
+    ask.add_argument("--model", help="model to ask (default: the node's own first model)")
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)

@@ -190,7 +190,9 @@ class AsyncClient:
             cards = await self.models(timeout=timeout)
             if not cards:
                 raise errors.SwarmError("the node serves no models")
-            self._default_model = cards[0].id
+            # A model the node hosts itself answers without a hop to another peer.
+            local = [c for c in cards if any(h.get("local") for h in c.hosts)]
+            self._default_model = (local or cards)[0].id
         return self._default_model
 
     # ---- the API

@@ -191,3 +191,10 @@ def test_a_request_is_retried_on_another_host_when_the_first_is_dead(tmp_path: P
         assert response.status_code == 200, response.text
         tokens = response.json()["usage"]["completion_tokens"]
         assert metric(second.url, "swarm_completion_tokens_total", model=model) == before + tokens
+
+
+def test_the_sdk_defaults_to_a_model_the_node_hosts_itself(net: Testnet) -> None:
+    node = net.nodes[2]  # its model sorts last among the network's three
+    with swarm.Client(node.url) as client:
+        answer = client.chat("Say hi.", max_tokens=4)
+    assert answer.model == node.models[0]
