@@ -29,8 +29,13 @@ from swarm.records import (
     to_wire,
 )
 
-from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
-from .engines.llamacpp import cpu_description
+from .engines.base import (
+    ContextLengthExceeded,
+    EngineError,
+    EngineUnavailable,
+    RequestRejected,
+    cpu_description,
+)
 from .hosting import HostedModel, InvalidRequest, QueueFull, TextStream
 from .peers import PeerEntry, PeerTable
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport

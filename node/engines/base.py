@@ -8,6 +8,8 @@ generation early (the client went away).
 
 from __future__ import annotations
 
+import os
+import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -15,6 +17,11 @@ from swarm.records import Generation, GenerationRequest, ModelInfo
 
 # Called with each streamed piece of text; returning True cancels the generation.
 TextSink = Callable[[str], bool]
+
+
+def cpu_description() -> str:
+    """The hardware label a CPU engine reports and a node announces."""
+    return f"cpu:{platform.machine()}x{os.cpu_count()}"
 
 
 class EngineError(Exception):

@@ -8,7 +8,6 @@ loaded model.
 from __future__ import annotations
 
 import os
-import platform
 import threading
 from typing import Any
 
@@ -17,11 +16,7 @@ import xllamacpp
 from swarm.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
-from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink
-
-
-def cpu_description() -> str:
-    return f"cpu:{platform.machine()}x{os.cpu_count()}"
+from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink, cpu_description
 
 
 class LlamaCppEngine(Engine):

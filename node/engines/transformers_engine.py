@@ -25,8 +25,15 @@ from transformers import (
 
 from swarm.records import FinishReason, Generation, GenerationRequest, ModelInfo, Usage
 
-from .base import ContextLengthExceeded, Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink
-from .llamacpp import cpu_description
+from .base import (
+    ContextLengthExceeded,
+    Engine,
+    EngineCrashed,
+    EngineError,
+    EngineUnavailable,
+    TextSink,
+    cpu_description,
+)
 
 
 def default_device() -> str:
