@@ -9,8 +9,10 @@ while an engine restarts.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -26,6 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
+from routing.router import RouteDecision
+from routing.selection import Budget
+from routing.table import ClusterTable
 from swarm import __version__
 from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, to_wire
 
@@ -33,9 +38,12 @@ from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable,
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .metrics import NodeMetrics
 from .network import NetworkService, RemoteModel
+from .router import Router, experts
 from .transport import PeerUnavailable, RemoteError, RequestTimeout
 
 DEFAULT_MAX_TOKENS = 256
+SWARM_MODEL = "swarm"  # the network as one model: the router picks who answers
+CHARS_PER_TOKEN = 4  # to estimate a prompt's tokens before any engine has tokenised it
 
 
 class APIError(Exception):
@@ -79,6 +87,24 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class SwarmOptions(BaseModel):
+    """The `swarm` object of a request to the model `swarm`: how to answer, and the caller's budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["route", "consensus", "vote"] = "route"
+    experts: int = Field(default=1, ge=1, le=16, description="most experts the selection may choose")
+    max_latency_s: float | None = Field(default=None, gt=0, description="seconds until the answer is back")
+    max_cost: float | None = Field(default=None, ge=0, description="in the unit of the announced prices")
+
+    def budget(self) -> Budget:
+        return Budget(
+            max_experts=self.experts,
+            max_latency_s=math.inf if self.max_latency_s is None else self.max_latency_s,
+            max_cost=math.inf if self.max_cost is None else self.max_cost,
+        )
+
+
 class SamplingFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -91,6 +117,7 @@ class SamplingFields(BaseModel):
     n: int = Field(default=1, ge=1, le=1, description="only one choice per request is supported")
     stream: bool = False
     stream_options: StreamOptions | None = None
+    swarm: SwarmOptions | None = None
 
     @field_validator("stop")
     @classmethod
@@ -98,6 +125,9 @@ class SamplingFields(BaseModel):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
         return value
+
+    def question(self) -> str:
+        raise NotImplementedError
 
     def _sampling(self, max_tokens: int | None) -> dict[str, Any]:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -121,6 +151,10 @@ class ChatCompletionRequest(SamplingFields):
             **self._sampling(self.max_completion_tokens or self.max_tokens),
         )
 
+    def question(self) -> str:
+        """What the router places among its clusters: the last thing the user said."""
+        return next((m.record().content for m in reversed(self.messages) if m.role == "user"), "")
+
 
 class CompletionRequest(SamplingFields):
     prompt: str | list[str]
@@ -133,8 +167,10 @@ class CompletionRequest(SamplingFields):
         return value
 
     def record(self) -> GenerationRequest:
-        prompt = self.prompt if isinstance(self.prompt, str) else self.prompt[0]
-        return GenerationRequest(prompt=prompt, **self._sampling(self.max_tokens))
+        return GenerationRequest(prompt=self.question(), **self._sampling(self.max_tokens))
+
+    def question(self) -> str:
+        return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 
 
 # ---- the app
@@ -149,8 +185,10 @@ class NodeState:
         metrics: NodeMetrics,
         api_keys: tuple[str, ...] = (),
         network: NetworkService | None = None,
+        router: Router | None = None,
     ) -> None:
         self.models = models
+        self.router = router
         self.metrics = metrics
         self.api_keys = tuple(k.encode() for k in api_keys)
         self.network = network
@@ -178,6 +216,31 @@ class NodeState:
     def model_names(self) -> list[str]:
         remote = self.network.table.models() if self.network else {}
         return sorted(set(self.models) | set(remote))
+
+    async def route(self, body: SamplingFields, request: GenerationRequest) -> RouteDecision:
+        options = body.swarm or SwarmOptions()
+        if self.router is None:
+            raise APIError(404, "this node does not route: no model 'swarm' here", code="model_not_found")
+        if options.mode != "route":
+            raise APIError(
+                400,
+                f"mode {options.mode!r} is not available on this node yet; use mode 'route'",
+                code="mode_unsupported",
+                param="swarm.mode",
+            )
+        decision = await self.router.decide(
+            body.question(),
+            experts(self.models, self.network.table if self.network else None),
+            options.budget(),
+            prompt_tokens=math.ceil(len(body.question()) / CHARS_PER_TOKEN),
+            max_tokens=request.max_tokens,
+        )
+        if decision.best is None:
+            why = "; ".join(f"{name}: {reason}" for name, reason in decision.selection.reasons.items())
+            raise APIError(
+                400, f"no expert fits the budget ({why})", code="budget_unsatisfiable", param="swarm"
+            )
+        return decision
 
 
 def _usage_json(generation: Generation) -> dict[str, int]:
@@ -261,15 +324,26 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         return APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
 
     async def _run(endpoint: str, body: SamplingFields, chat: bool, http_request: Request) -> Response:
-        hosted = state.model(body.model)
         request = body.record()  # type: ignore[attr-defined]
+        report: dict[str, Any] | None = None
+        if body.model == SWARM_MODEL:
+            started = time.perf_counter()
+            decision = await state.route(body, request)
+            elapsed = time.perf_counter() - started
+            metrics.route_decision.observe(elapsed)
+            report = _route_report(decision, body.swarm or SwarmOptions(), elapsed, state.node_id)
+            request = dataclasses.replace(request, model=decision.best.model)  # type: ignore[union-attr]
+            metrics.routed.labels(request.model).inc()
+        elif body.swarm is not None:
+            raise APIError(400, f"'swarm' options apply only to the model {SWARM_MODEL!r}", param="swarm")
+        hosted = state.model(request.model)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         try:
             if body.stream:
                 stream = await hosted.stream(request)
                 metrics.requests.labels(hosted.name, endpoint, "200").inc()
                 return StreamingResponse(
-                    _events(stream, hosted.name, chat, include_usage),
+                    _events(stream, hosted.name, chat, include_usage, report),
                     media_type="text/event-stream",
                     headers={"Cache-Control": "no-cache"},
                 )
@@ -283,21 +357,23 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
                 metrics.errors.labels(hosted.name, "QueueFull").inc()
             raise api_error from error
         metrics.requests.labels(hosted.name, endpoint, "200").inc()
-        return JSONResponse(_completion_json(generation, hosted.name, chat))
+        body_json = _completion_json(generation, hosted.name, chat)
+        if report is not None:
+            body_json["swarm"] = report
+        return JSONResponse(body_json)
 
-    async def _events(stream: Any, model: str, chat: bool, include_usage: bool) -> AsyncIterator[bytes]:
+    async def _events(
+        stream: Any, model: str, chat: bool, include_usage: bool, report: dict[str, Any] | None
+    ) -> AsyncIterator[bytes]:
         ident, created = _new_id(chat), int(time.time())
         kind = "chat.completion.chunk" if chat else "text_completion"
 
-        def chunk(choice: dict[str, Any], **extra: Any) -> dict[str, Any]:
-            return {
-                "id": ident,
-                "object": kind,
-                "created": created,
-                "model": model,
-                "choices": [choice],
-                **extra,
-            }
+        def chunk(choice: dict[str, Any]) -> dict[str, Any]:
+            nonlocal report
+            body = {"id": ident, "object": kind, "created": created, "model": model, "choices": [choice]}
+            if report is not None:  # the first chunk says who answers and why
+                body["swarm"], report = report, None
+            return body
 
         try:
             if chat:
@@ -344,12 +420,47 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
 
     @app.get("/v1/models", summary="Models served by this node")
     async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(state, name) for name in state.model_names()]}
+        cards = [_model_card(state, name) for name in state.model_names()]
+        if state.router is not None:
+            cards.append(_swarm_card(state))
+        return {"object": "list", "data": cards}
 
     @app.get("/v1/models/{name:path}", summary="One model, with every node that hosts it")
     async def get_model(name: str) -> dict[str, Any]:
+        if name == SWARM_MODEL and state.router is not None:
+            return _swarm_card(state)
         state.model(name)  # 404 for a model nobody hosts
         return _model_card(state, name)
+
+    def _router() -> Router:
+        if state.router is None:
+            raise APIError(404, "this node does not route", code="not_found")
+        return state.router
+
+    @app.get("/v1/routing/table", summary="The routing table this node uses (full=true: all of it)")
+    async def routing_table(full: bool = False) -> Response:
+        table = _router().table
+        if table is None:
+            raise APIError(
+                404, "this node holds no routing table yet: run `swarm calibrate`", code="no_routing_table"
+            )
+        if full:
+            return Response(table.to_json(), media_type="application/json")
+        return JSONResponse(_table_summary(table))
+
+    @app.put("/v1/routing/table", summary="Install a routing table here; the network takes it up")
+    async def install_routing_table(request: Request) -> dict[str, Any]:
+        _router()
+        try:
+            table = ClusterTable.from_json((await request.body()).decode())
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            why = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+            raise APIError(400, f"not a valid routing table: {why}", code="invalid_routing_table") from exc
+        # Through the network when there is one, so the peers hear of it at once.
+        adopted = state.network.adopt_table(table) if state.network is not None else _router().adopt(table)
+        current = _router().table
+        assert current is not None
+        return {"adopted": adopted, "current": _table_summary(current)}
 
     @app.post("/v1/peers/{peer_id}/ping", summary="Round trips to a peer over libp2p (diagnostics)")
     async def ping(
@@ -516,6 +627,84 @@ def _completion_json(generation: Generation, model: str, chat: bool) -> dict[str
         "model": model,
         "choices": [choice],
         "usage": _usage_json(generation),
+    }
+
+
+def _table_summary(table: ClusterTable) -> dict[str, Any]:
+    return {
+        "version": table.version,
+        "created_at": table.created_at,
+        "embedder": table.embedder,
+        "clusters": table.num_clusters,
+        "models": {
+            name: {"accuracy": _finite(float(table.overall[i])), "questions": int(table.counts[:, i].sum())}
+            for i, name in enumerate(table.models)
+        },
+    }
+
+
+def _swarm_card(state: NodeState) -> dict[str, Any]:
+    """The network as one model: whoever the router picks answers."""
+    table = state.router.table if state.router else None
+    return {
+        "id": SWARM_MODEL,
+        "object": "model",
+        "created": int(state.started),
+        "owned_by": "swarm",
+        "backend": "router",
+        "chat": True,
+        "local": True,
+        "state": "ready",
+        "routing_table": table.version if table else None,
+        "hosts": [],
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no infinity: "unbounded" or "unknown"
+
+
+def _route_report(
+    decision: RouteDecision, options: SwarmOptions, elapsed_s: float, node_id: str | None
+) -> dict[str, Any]:
+    """What the router chose and why, for the `swarm` object of the response."""
+    best = decision.best
+    assert best is not None
+    scores = {s.name: s for s in decision.scores}
+    selection = decision.selection
+    return {
+        "mode": options.mode,
+        "answered_by": {"model": best.model, "peer_id": best.peer_id or node_id},
+        "table_version": decision.table_version,
+        "decision_ms": round(elapsed_s * 1000, 3),
+        # Every expert is scored on the same clusters: the ones nearest the question, with their weights.
+        "basis": decision.scores[0].basis,
+        "clusters": [[cluster, p] for cluster, p in decision.scores[0].clusters],
+        "budget": {
+            "experts": options.experts,
+            "max_latency_s": options.max_latency_s,
+            "max_cost": options.max_cost,
+        },
+        "selection": {
+            "chosen": [c.name for c in selection.chosen],
+            "quality": selection.quality,
+            "latency_s": _finite(selection.latency_s),
+            "cost": _finite(selection.cost),
+            "search": "exact" if selection.exact else "greedy",
+        },
+        "experts": [
+            {
+                "model": c.name,
+                "peer_id": decision.experts[c.name].peer_id or node_id,
+                "score": scores[c.name].score,
+                "quality": c.quality,
+                "calibrated": scores[c.name].calibrated,
+                "predicted_latency_s": _finite(c.latency_s),
+                "predicted_cost": _finite(c.cost),
+                "reason": str(selection.reasons[c.name]),
+            }
+            for c in decision.candidates
+        ],
     }
 
 

@@ -32,6 +32,7 @@ from .identity import Identity, IdentityError
 from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
+from .router import Router
 from .transport import Transport, TransportStartError, exception_leaves
 
 log = logging.getLogger("swarm.node")
@@ -120,9 +121,15 @@ async def run_node(config: NodeConfig) -> None:
 async def _serve(config: NodeConfig, engines: list[Engine], transport: Transport) -> None:
     metrics = NodeMetrics()
     metrics.watch_transport(transport.counters)
-    hosted = {e.info.name: HostedModel(e, metrics, max_waiting=config.max_waiting) for e in engines}
-    network = NetworkService(transport, hosted, announce_interval=config.announce_interval)
-    state = NodeState(hosted, metrics, config.api_keys, network)
+    hosted = {
+        e.info.name: HostedModel(
+            e, metrics, max_waiting=config.max_waiting, price_per_token=m.price_per_token
+        )
+        for e, m in zip(engines, config.models, strict=True)
+    }
+    router = Router(config.data_dir)
+    network = NetworkService(transport, hosted, announce_interval=config.announce_interval, router=router)
+    state = NodeState(hosted, metrics, config.api_keys, network, router)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host

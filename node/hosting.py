@@ -149,8 +149,11 @@ class TextStream:
 
 
 class HostedModel:
-    def __init__(self, engine: Engine, metrics: NodeMetrics, *, max_waiting: int = 64) -> None:
+    def __init__(
+        self, engine: Engine, metrics: NodeMetrics, *, max_waiting: int = 64, price_per_token: float = 0.0
+    ) -> None:
         self.engine = engine
+        self.price_per_token = price_per_token
         self.name = engine.info.name
         self.queue = ModelQueue(engine.info.parallel, max_waiting)
         self.state = "ready"
@@ -165,7 +168,9 @@ class HostedModel:
 
     @property
     def info(self) -> ModelInfo:
-        return dataclasses.replace(self.engine.info, tokens_per_second=self._tokens_per_second)
+        return dataclasses.replace(
+            self.engine.info, tokens_per_second=self._tokens_per_second, price_per_token=self.price_per_token
+        )
 
     def prepare(self, request: GenerationRequest) -> GenerationRequest:
         """Check the request against this model and shape it for the engine."""

@@ -51,6 +51,15 @@ class NodeMetrics:
         self.engine_restarts = Counter(
             "swarm_engine_restarts", "Engine restarts after a crash", ["model"], registry=r
         )
+        self.routed = Counter(
+            "swarm_routed", "Requests to the model swarm, by the expert chosen", ["model"], registry=r
+        )
+        self.route_decision = Histogram(
+            "swarm_route_decision_seconds",
+            "Time to embed a question, score the experts and select within the budget",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=r,
+        )
         self.client_disconnects = Counter(
             "swarm_client_disconnects", "Streams the client closed before the end", ["model"], registry=r
         )

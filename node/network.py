@@ -17,6 +17,7 @@ from typing import Any
 
 import trio
 
+from routing.table import ClusterTable
 from swarm import __version__
 from swarm.records import (
     Generation,
@@ -38,6 +39,7 @@ from .engines.base import (
 )
 from .hosting import HostedModel, InvalidRequest, QueueFull, TextStream
 from .peers import PeerEntry, PeerTable
+from .router import Router
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 
 log = logging.getLogger("swarm.network")
@@ -46,7 +48,9 @@ ANNOUNCE_TOPIC = "swarm/announce/1"
 INFO_PROTOCOL = "/swarm/info/1.0.0"
 GENERATE_PROTOCOL = "/swarm/generate/1.0.0"
 ECHO_PROTOCOL = "/swarm/echo/1.0.0"
+TABLE_PROTOCOL = "/swarm/routing-table/1.0.0"
 INFO_TIMEOUT_S = 5.0
+TABLE_TIMEOUT_S = 30.0
 
 
 def error_frame(error: Exception) -> dict[str, Any]:
@@ -170,9 +174,12 @@ class NetworkService:
         announce_interval: float = 5.0,
         peer_ttl: float | None = None,
         forward_timeout: float = 600.0,
+        router: Router | None = None,
     ) -> None:
         self.transport = transport
         self.local = local
+        self.router = router
+        self._pulling: set[str] = set()  # table versions being fetched, so one announcement round pulls once
         self.http_url = http_url
         self.announce_interval = announce_interval
         self.forward_timeout = forward_timeout
@@ -181,6 +188,7 @@ class NetworkService:
         transport.handle(INFO_PROTOCOL, self._serve_info)
         transport.handle(GENERATE_PROTOCOL, self._serve_generate)
         transport.handle(ECHO_PROTOCOL, self._serve_echo)
+        transport.handle(TABLE_PROTOCOL, self._serve_table)
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -188,6 +196,7 @@ class NetworkService:
         return self._nursery
 
     def announcement(self) -> PeerInfo:
+        table = self.router.table if self.router else None
         return PeerInfo(
             peer_id=self.transport.peer_id,
             addrs=tuple(self.transport.listen_addrs),
@@ -197,6 +206,8 @@ class NetworkService:
             http_url=self.http_url,
             hardware=cpu_description(),
             announced_at=time.time(),
+            table_version=table.version if table else None,
+            table_created_at=table.created_at if table else 0.0,
         )
 
     def remote(self, model: str) -> RemoteModel | None:
@@ -211,9 +222,12 @@ class NetworkService:
             nursery.start_soon(self._follow_peer_events)
             task_status.started()
 
+    async def _announce(self) -> None:
+        await self.transport.publish(ANNOUNCE_TOPIC, to_wire(self.announcement()))
+
     async def _announce_periodically(self) -> None:
         while True:
-            await self.transport.publish(ANNOUNCE_TOPIC, to_wire(self.announcement()))
+            await self._announce()
             self.table.expire()
             await trio.sleep(self.announce_interval)
 
@@ -233,6 +247,35 @@ class NetworkService:
         if self.table.update(info):
             log.info("new peer %s hosting %s", sender, ", ".join(m.name for m in info.models) or "nothing")
         self.transport.add_addresses(sender, list(info.addrs))
+        if self.router is not None and info.table_version is not None:
+            held = self.router.table
+            offered = (info.table_created_at, info.table_version)
+            if (held is None or offered > held.precedence) and info.table_version not in self._pulling:
+                self._pulling.add(info.table_version)
+                self.nursery.start_soon(self._pull_table, sender, info.table_version)
+
+    def adopt_table(self, table: ClusterTable) -> bool:
+        """Use `table` if it supersedes ours, and tell the network at once rather than at the next beat."""
+        assert self.router is not None, "this node does not route"
+        if not self.router.adopt(table):
+            return False
+        self.nursery.start_soon(self._announce)
+        return True
+
+    async def _pull_table(self, peer_id: str, version: str) -> None:
+        try:
+            body = await self.transport.request(peer_id, TABLE_PROTOCOL, {}, timeout=TABLE_TIMEOUT_S)
+            table = ClusterTable.from_json(body["table"])
+            if table.version != version:
+                raise ValueError(f"it announced table {version} but sent {table.version}")
+        except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
+            log.info("could not fetch routing table %s from %s: %s", version, peer_id, exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("rejected routing table %s from %s: %s", version, peer_id, exc)
+        else:
+            self.adopt_table(table)
+        finally:
+            self._pulling.discard(version)
 
     async def _follow_peer_events(self) -> None:
         async for event in self.transport.peer_events():
@@ -263,6 +306,13 @@ class NetworkService:
 
     async def _serve_echo(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield body
+
+    async def _serve_table(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        table = self.router.table if self.router else None
+        if table is None:
+            yield error_frame(EngineUnavailable("this node holds no routing table"))
+            return
+        yield {"table": table.to_json()}
 
     async def _serve_info(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield to_wire(self.announcement())

@@ -83,7 +83,13 @@ def _plus_plus(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 
 
 def build_table(
-    embeddings: np.ndarray, results: Iterable[CalibrationResult], *, k: int, seed: int = DEFAULT_SEED
+    embeddings: np.ndarray,
+    results: Iterable[CalibrationResult],
+    *,
+    k: int,
+    seed: int = DEFAULT_SEED,
+    embedder: str = "all-MiniLM-L6-v2",
+    created_at: float = 0.0,
 ) -> ClusterTable:
     """Cluster the calibration questions and count, per cluster, how often each model was right.
 
@@ -101,4 +107,4 @@ def build_table(
             raise ValueError(f"calibration result for item {r.item}, but there are {len(labels)} embeddings")
         counts[labels[r.item], column[r.model]] += 1
         correct[labels[r.item], column[r.model]] += r.correct
-    return ClusterTable(models, centroids, correct, counts)
+    return ClusterTable(models, centroids, correct, counts, embedder=embedder, created_at=created_at)

@@ -80,7 +80,8 @@ def score_models(
         p /= p.sum()
         rank, accuracy = _with_priors(table, nearest, columns, prior_accuracy)
         scores = p @ (1.0 / (rank + RANK_OFFSET))
-        quality = p @ accuracy
+        # p sums to 1 only up to rounding: a perfect record must not come out as 1.0000000000000002.
+        quality = np.clip(p @ accuracy, 0.0, 1.0)
         basis = "clusters"
     contributions = tuple(zip(nearest.tolist(), p.tolist(), strict=True))
     results = [

@@ -31,6 +31,10 @@ class ClusterTable:
     centroids: np.ndarray
     correct: np.ndarray
     counts: np.ndarray
+    # Centroids only mean something in the space of the model that embedded the questions.
+    embedder: str = "all-MiniLM-L6-v2"
+    # When it was built: of two tables the newer one wins everywhere (see `supersedes`).
+    created_at: float = 0.0
 
     def __post_init__(self) -> None:
         centroids = np.array(self.centroids, dtype=np.float64)
@@ -100,6 +104,8 @@ class ClusterTable:
     def _content(self) -> dict:
         return {
             "format": FORMAT,
+            "embedder": self.embedder,
+            "created_at": self.created_at,
             "models": list(self.models),
             "centroids": self.centroids.tolist(),
             "correct": self.correct.tolist(),
@@ -111,6 +117,15 @@ class ClusterTable:
         """A hash of the content: two peers route alike exactly when their versions match."""
         canonical = json.dumps(self._content(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def precedence(self) -> tuple[float, str]:
+        return (self.created_at, self.version)
+
+    def supersedes(self, other: ClusterTable | None) -> bool:
+        """Whether this table replaces `other`: the newer wins, and the version breaks a tie, so every
+        peer converges on the same table whatever order the tables reach it in."""
+        return other is None or self.precedence > other.precedence
 
     def to_json(self) -> str:
         return json.dumps({**self._content(), "version": self.version})
@@ -127,6 +142,8 @@ class ClusterTable:
             centroids=np.array(data["centroids"], dtype=np.float64).reshape(-1, dim),
             correct=np.array(data["correct"], dtype=np.int64).reshape(-1, width),
             counts=np.array(data["counts"], dtype=np.int64).reshape(-1, width),
+            embedder=str(data["embedder"]),
+            created_at=float(data["created_at"]),
         )
         if "version" in data and data["version"] != table.version:
             raise ValueError(f"cluster table version {data['version']} does not match its content")

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from .client import AsyncClient, Client
 from .errors import APIError, ConnectionFailed, DeadlineExceeded, SwarmError
-from .types import Completion, CompletionChunk, Health, ModelCard
+from .types import Completion, CompletionChunk, ExpertReport, Health, ModelCard, RouteReport, SwarmOptions
 
 __all__ = [
     "APIError",
@@ -14,8 +14,11 @@ __all__ = [
     "CompletionChunk",
     "ConnectionFailed",
     "DeadlineExceeded",
+    "ExpertReport",
     "Health",
     "ModelCard",
+    "RouteReport",
     "SwarmError",
+    "SwarmOptions",
     "__version__",
 ]

@@ -33,6 +33,11 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--url", help="openai backend: base URL of the server to use")
     start.add_argument("--context-length", type=int, help="tokens of context per request (default 2048)")
     start.add_argument("--parallel", type=int, help="requests a model generates at once (default 1)")
+    start.add_argument(
+        "--price-per-token",
+        type=float,
+        help="what a token in or out of these models costs, announced to peers (default 0)",
+    )
     start.add_argument("--threads", type=int, help="CPU threads per model (default: all cores but one)")
     start.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     start.add_argument(
@@ -76,6 +81,7 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
             "url": args.url,
             "context_length": args.context_length,
             "parallel": args.parallel,
+            "price_per_token": args.price_per_token,
             "threads": args.threads,
         }
         models = tuple(

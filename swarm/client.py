@@ -26,7 +26,7 @@ import httpx
 from . import errors
 from .config import DEFAULT_PORT
 from .records import Message
-from .types import Completion, CompletionChunk, Health, ModelCard, NetworkView
+from .types import Completion, CompletionChunk, Health, ModelCard, NetworkView, SwarmOptions
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 RETRY_STATUSES = (429, 503)
@@ -207,6 +207,7 @@ class AsyncClient:
         top_p: float | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
+        swarm: SwarmOptions | None = None,
         timeout: float | None = None,
         **extra: Any,
     ) -> Completion:
@@ -214,6 +215,7 @@ class AsyncClient:
             "model": await self._model(model, timeout),
             "messages": _messages(messages),
             **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **({"swarm": swarm.to_json()} if swarm is not None else {}),
             **extra,
         }
         return Completion.from_json(await self._json("POST", "/v1/chat/completions", body, timeout))
@@ -228,6 +230,7 @@ class AsyncClient:
         top_p: float | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
+        swarm: SwarmOptions | None = None,
         timeout: float | None = None,
         **extra: Any,
     ) -> AsyncIterator[CompletionChunk]:
@@ -236,6 +239,7 @@ class AsyncClient:
             "messages": _messages(messages),
             "stream_options": {"include_usage": True},
             **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **({"swarm": swarm.to_json()} if swarm is not None else {}),
             **extra,
         }
         async for event in self._events("/v1/chat/completions", body, timeout):
@@ -251,6 +255,7 @@ class AsyncClient:
         top_p: float | None = None,
         stop: str | list[str] | None = None,
         seed: int | None = None,
+        swarm: SwarmOptions | None = None,
         timeout: float | None = None,
         **extra: Any,
     ) -> Completion:
@@ -258,6 +263,7 @@ class AsyncClient:
             "model": await self._model(model, timeout),
             "prompt": prompt,
             **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
+            **({"swarm": swarm.to_json()} if swarm is not None else {}),
             **extra,
         }
         return Completion.from_json(await self._json("POST", "/v1/completions", body, timeout))
@@ -271,6 +277,17 @@ class AsyncClient:
 
     async def peers(self, *, timeout: float | None = None) -> NetworkView:
         return NetworkView.from_json(await self._json("GET", "/v1/peers", None, timeout))
+
+    async def routing_table(self, *, full: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        """The node's routing table: a summary (version, models' accuracy), or all of it with `full`."""
+        path = "/v1/routing/table" + ("?full=true" if full else "")
+        return await self._json("GET", path, None, timeout)
+
+    async def install_routing_table(
+        self, table: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Give the node a routing table (as `ClusterTable.to_json` writes it); the network takes it up."""
+        return await self._json("PUT", "/v1/routing/table", table, timeout)
 
 
 class Client:
@@ -327,3 +344,9 @@ class Client:
 
     def peers(self, *, timeout: float | None = None) -> NetworkView:
         return self._portal.call(partial(self._async.peers, timeout=timeout))
+
+    def routing_table(self, *, full: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        return self._portal.call(partial(self._async.routing_table, full=full, timeout=timeout))
+
+    def install_routing_table(self, table: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        return self._portal.call(partial(self._async.install_routing_table, table, timeout=timeout))

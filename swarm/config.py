@@ -13,6 +13,7 @@ model = "smollm2-135m-instruct"   # catalog name, .gguf path, HF folder
 backend = "auto"                  # auto | llamacpp | transformers | vllm | openai
 context_length = 2048
 parallel = 1
+price_per_token = 0.0             # announced; requests can cap their cost with it
 
 [[models]]                        # a server the operator already runs
 name = "llama3"
@@ -53,6 +54,7 @@ class ModelConfig:
     api_key_env: str | None = None  # openai: environment variable holding its key
     command: tuple[str, ...] | None = None  # vllm: replaces `vllm serve ...`
     extra_args: tuple[str, ...] = ()  # vllm: appended to the command
+    price_per_token: float = 0.0  # announced to peers; callers cap what a request may cost with it
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -63,6 +65,8 @@ class ModelConfig:
             raise ConfigError(f"model {self.model!r}: context_length must be at least 16")
         if self.parallel is not None and self.parallel < 1:
             raise ConfigError(f"model {self.model!r}: parallel must be at least 1")
+        if not self.price_per_token >= 0:
+            raise ConfigError(f"model {self.model!r}: price_per_token can't be negative")
 
 
 def default_data_dir() -> Path:

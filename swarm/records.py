@@ -73,6 +73,9 @@ class ModelInfo:
     hardware: str
     parallel: int = 1
     tokens_per_second: float | None = None
+    # What the operator charges per token in or out, in whatever unit the network agrees on
+    # (money, energy): the router keeps each request within the caller's cost budget with it.
+    price_per_token: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -96,6 +99,9 @@ class PeerInfo:
     http_url: str | None = None
     hardware: str = ""
     announced_at: float = 0.0
+    # The routing table this peer uses (version, built at): a peer that sees a newer one pulls it.
+    table_version: str | None = None
+    table_created_at: float = 0.0
 
 
 def to_wire(record: object) -> dict:
@@ -149,4 +155,6 @@ def peer_from_wire(data: dict) -> PeerInfo:
         http_url=data.get("http_url"),
         hardware=str(data.get("hardware", "")),
         announced_at=float(data.get("announced_at", 0.0)),
+        table_version=None if data.get("table_version") is None else str(data["table_version"]),
+        table_created_at=float(data.get("table_created_at", 0.0)),
     )

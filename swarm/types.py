@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .records import Usage
@@ -22,8 +22,76 @@ def _usage(body: dict[str, Any]) -> Usage | None:
 
 
 @dataclass(frozen=True)
+class SwarmOptions:
+    """How the network answers a request to the model `swarm`, and within what budget."""
+
+    mode: str = "route"
+    experts: int | None = None  # most experts the selection may choose
+    max_latency_s: float | None = None
+    max_cost: float | None = None  # in the unit of the prices the nodes announce
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class ExpertReport:
+    """One expert as the router saw it: its score, what it predicted, and why it was or wasn't chosen."""
+
+    model: str
+    peer_id: str | None  # None: the node that was asked
+    score: float
+    quality: float
+    calibrated: bool
+    predicted_latency_s: float | None  # None: unknown (the host announced no speed yet)
+    predicted_cost: float | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RouteReport:
+    """Why the answer came from where it came from (the `swarm` object of a routed response)."""
+
+    mode: str
+    model: str
+    peer_id: str | None
+    table_version: str | None
+    decision_ms: float
+    chosen: tuple[str, ...]
+    experts: tuple[ExpertReport, ...]
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any] | None) -> RouteReport | None:
+        if not body:
+            return None
+        return cls(
+            body["mode"],
+            body["answered_by"]["model"],
+            body["answered_by"].get("peer_id"),
+            body.get("table_version"),
+            float(body.get("decision_ms", 0.0)),
+            tuple(body.get("selection", {}).get("chosen", ())),
+            tuple(
+                ExpertReport(
+                    e["model"],
+                    e.get("peer_id"),
+                    e["score"],
+                    e["quality"],
+                    e["calibrated"],
+                    e.get("predicted_latency_s"),
+                    e.get("predicted_cost"),
+                    e["reason"],
+                )
+                for e in body.get("experts", ())
+            ),
+            body,
+        )
+
+
+@dataclass(frozen=True)
 class Completion:
-    """A finished chat or text completion."""
+    """A finished chat or text completion; `swarm` says who answered a request to the model `swarm`."""
 
     id: str
     model: str
@@ -31,12 +99,19 @@ class Completion:
     finish_reason: str | None
     usage: Usage | None
     raw: dict[str, Any]
+    swarm: RouteReport | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Completion:
         choice = body["choices"][0]
         return cls(
-            body["id"], body["model"], choice_text(choice), choice.get("finish_reason"), _usage(body), body
+            body["id"],
+            body["model"],
+            choice_text(choice),
+            choice.get("finish_reason"),
+            _usage(body),
+            body,
+            RouteReport.from_json(body.get("swarm")),
         )
 
 
@@ -49,6 +124,7 @@ class CompletionChunk:
     text: str
     finish_reason: str | None
     usage: Usage | None
+    swarm: RouteReport | None = None  # on the first chunk of a routed stream
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> CompletionChunk:
@@ -60,6 +136,7 @@ class CompletionChunk:
             choice_text(choice),
             choice.get("finish_reason"),
             _usage(body),
+            RouteReport.from_json(body.get("swarm")),
         )
 
 

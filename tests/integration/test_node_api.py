@@ -9,10 +9,12 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
 import swarm
+from routing.table import ClusterTable
 from swarm import errors
 from testnet.process import NodeProcess
 from tests.support.observe import metric
@@ -53,7 +55,7 @@ def test_health_and_models_describe_the_served_model(node: NodeProcess) -> None:
         models = client.models()
     assert health.status == "ok"
     assert health.models == {MODEL: "ready"}
-    assert [m.id for m in models] == [MODEL]
+    assert [m.id for m in models] == [MODEL, "swarm"]  # the network as one model, answered by routing
     assert models[0].backend == "llamacpp"
     assert models[0].context_length == 512
 
@@ -105,7 +107,7 @@ def test_official_openai_client_chat_stream_completion_and_models(node: NodeProc
     assert streamed == chat.choices[0].message.content
     completion = client.completions.create(model=MODEL, prompt="1, 2, 3, 4,", max_tokens=6, temperature=0)
     assert completion.choices[0].text.strip()
-    assert [m.id for m in client.models.list()] == [MODEL]
+    assert [m.id for m in client.models.list()] == [MODEL, "swarm"]
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
 
@@ -352,3 +354,70 @@ def test_an_unknown_model_stops_the_start_with_one_clear_line(tmp_path: Path) ->
     with pytest.raises(NodeStartFailed) as refused:
         NodeProcess(tmp_path / "data", "--model", "gpt-17").start(timeout=60)
     assert "error: unknown model 'gpt-17': use one of smollm2-135m-instruct" in str(refused.value)
+
+
+# ---- the model `swarm`: routing on one node
+
+
+def test_the_model_swarm_routes_to_an_expert_and_says_why(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        answer = client.chat(QUESTION, model="swarm", max_tokens=24, temperature=0)
+        chunks = list(client.stream_chat(QUESTION, model="swarm", max_tokens=24, temperature=0))
+    assert answer.swarm is not None
+    assert answer.model == answer.swarm.model == MODEL
+    assert answer.swarm.chosen == (MODEL,)
+    assert [(e.model, e.reason) for e in answer.swarm.experts] == [(MODEL, "chosen")]
+    assert "4" in answer.text
+    # A routed stream says who answers in its first chunk, and only there.
+    assert chunks[0].swarm is not None and chunks[0].swarm.model == MODEL
+    assert all(c.swarm is None for c in chunks[1:])
+    assert "".join(c.text for c in chunks) == answer.text
+
+
+def test_swarm_options_are_checked(node: NodeProcess) -> None:
+    def post(body: dict) -> dict:
+        messages = [{"role": "user", "content": QUESTION}]
+        response = httpx.post(f"{node.url}/v1/chat/completions", json={"messages": messages, **body})
+        assert response.status_code == 400, response.text
+        return _error(response)
+
+    assert post({"model": MODEL, "swarm": {"experts": 2}})["param"] == "swarm"
+    assert post({"model": "swarm", "swarm": {"mode": "vote"}})["code"] == "mode_unsupported"
+    assert post({"model": "swarm", "swarm": {"experts": 0}})["param"] == "swarm.experts"
+    assert post({"model": "swarm", "swarm": {"max_cost": -1}})["param"] == "swarm.max_cost"
+    assert post({"model": "swarm", "swarm": {"budget": 3}})["param"] == "swarm.budget"
+    nobody = post({"model": "swarm", "swarm": {"max_latency_s": 0.001}})
+    assert nobody["code"] == "budget_unsatisfiable"
+    assert f"{MODEL}: over latency budget" in nobody["message"]
+
+
+def _table(created_at: float, seed: int) -> ClusterTable:
+    centroids = np.random.default_rng(seed).normal(size=(2, 384))
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return ClusterTable(
+        (MODEL, "elsewhere"), centroids, [[3, 1], [0, 2]], [[4, 4], [4, 4]], created_at=created_at
+    )
+
+
+def test_a_routing_table_is_checked_installed_kept_and_used(node: NodeProcess) -> None:
+    url = f"{node.url}/v1/routing/table"
+    missing = httpx.get(url)
+    assert missing.status_code == 404 and _error(missing)["code"] == "no_routing_table"
+    garbage = httpx.put(url, content=b'{"format": 1}')
+    assert garbage.status_code == 400 and "centroids" in _error(garbage)["message"]
+    table = _table(created_at=time.time(), seed=1)
+    tampered = table.to_json().replace('"correct": [[3, 1]', '"correct": [[4, 1]')
+    assert httpx.put(url, content=tampered.encode()).status_code == 400
+    assert httpx.get(url).status_code == 404  # nothing was taken from the bad ones
+
+    with swarm.Client(node.url) as client:
+        installed = client.install_routing_table(json.loads(table.to_json()))
+        older = client.install_routing_table(json.loads(_table(created_at=1.0, seed=2).to_json()))
+        summary = client.routing_table()
+        answer = client.chat(QUESTION, model="swarm", max_tokens=8, temperature=0)
+    assert installed["adopted"] and not older["adopted"]
+    assert summary["version"] == table.version == older["current"]["version"]
+    assert summary["models"][MODEL] == {"accuracy": 3 / 8, "questions": 8}
+    assert json.loads((node.data_dir / "routing" / "table.json").read_text())["version"] == table.version
+    assert answer.swarm is not None and answer.swarm.table_version == table.version
+    assert answer.swarm.raw["basis"] == "clusters"

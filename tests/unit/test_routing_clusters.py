@@ -89,9 +89,10 @@ def test_json_round_trip_preserves_the_version() -> None:
     results = [
         CalibrationResult(i, m, bool((i + len(m)) % 3)) for i in range(len(truth)) for m in ("x", "yy")
     ]
-    table = build_table(points, results, k=4)
+    table = build_table(points, results, k=4, embedder="test-embedder", created_at=1234.5)
     again = ClusterTable.from_json(table.to_json())
     assert again.version == table.version
+    assert (again.embedder, again.created_at) == ("test-embedder", 1234.5)
     assert np.array_equal(again.centroids, table.centroids)
     assert np.array_equal(again.counts, table.counts) and again.models == table.models
 
@@ -103,6 +104,17 @@ def test_version_follows_content_and_tampering_is_caught() -> None:
     assert tampered != table.to_json()
     with pytest.raises(ValueError):
         ClusterTable.from_json(tampered)
+
+
+def test_the_newer_table_supersedes_and_a_tie_breaks_by_version() -> None:
+    old = ClusterTable(("a",), np.eye(2), [[1], [2]], [[2], [2]], created_at=10.0)
+    new = ClusterTable(("a",), np.eye(2), [[0], [2]], [[2], [2]], created_at=20.0)
+    assert new.supersedes(old) and not old.supersedes(new)
+    assert old.supersedes(None)
+    assert not old.supersedes(old)
+    twin = ClusterTable(("a",), np.eye(2), [[2], [2]], [[2], [2]], created_at=10.0)
+    # Same time, different content: exactly one of the two wins, the same one on every peer.
+    assert twin.supersedes(old) != old.supersedes(twin)
 
 
 def test_table_rejects_inconsistent_content() -> None:

@@ -140,3 +140,13 @@ def test_matches_the_reference_on_random_tables() -> None:
         for r in results:
             assert (r.score, r.quality) == pytest.approx(expected[r.name])
         assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+
+
+def test_a_perfect_record_is_a_quality_of_exactly_one() -> None:
+    # Softmax weights sum to 1 only up to rounding; quality must still be a probability.
+    rng = np.random.default_rng(3)
+    centroids = rng.normal(size=(64, 16))
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    table = ClusterTable(("a",), centroids, np.full((64, 1), 5), np.full((64, 1), 5))
+    for _ in range(200):
+        assert score_models(rng.normal(size=16), table)[0].quality <= 1.0

@@ -1,0 +1,129 @@
+"""The node's side of routing: the cluster table it holds on disk, the embedder, and the experts it can reach.
+
+The table lives in `<data dir>/routing/table.json` and is replaced only by a
+table that supersedes it (newer, or the same age with a higher version), so
+every node that has seen the same tables holds the same one whatever order
+they came in. The embedder loads in a worker thread the first time a table
+needs it, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import trio
+
+from routing.embeddings import Embedder, MiniLMEmbedder
+from routing.router import Expert, RouteDecision, route
+from routing.selection import Budget
+from routing.table import ClusterTable
+from swarm.records import ModelLoad
+
+from .hosting import HostedModel
+from .peers import PeerTable
+
+log = logging.getLogger("swarm.router")
+
+TABLE_FILE = Path("routing") / "table.json"
+
+
+class Router:
+    def __init__(self, data_dir: Path, embedder: Callable[[], Embedder] = MiniLMEmbedder) -> None:
+        self.path = data_dir / TABLE_FILE
+        self._make_embedder = embedder
+        self._embedder: Embedder | None = None
+        self._limiter = trio.CapacityLimiter(1)  # the embedder and its cache are not thread-safe
+        self.table = self._load()
+
+    def _load(self) -> ClusterTable | None:
+        try:
+            return ClusterTable.from_json(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Keep the bad file for inspection; a peer's table will replace it.
+            self.path.replace(self.path.with_suffix(".rejected"))
+            log.warning("ignored the routing table in %s (%s); moved it aside", self.path, exc)
+            return None
+
+    def adopt(self, table: ClusterTable) -> bool:
+        """Take `table` if it supersedes the one held; written to disk before it is used."""
+        if not table.supersedes(self.table):
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            f.write(table.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+        self.table = table
+        models = ", ".join(table.models)
+        log.info("routing table %s: %d clusters, models %s", table.version, table.num_clusters, models)
+        return True
+
+    async def embed(self, text: str) -> np.ndarray | None:
+        """The question's embedding in the table's space; None without a table or in another space."""
+        table = self.table
+        if table is None:
+            return None
+        async with self._limiter:
+            if self._embedder is None:
+                self._embedder = await trio.to_thread.run_sync(self._make_embedder)
+            if self._embedder.name != table.embedder:
+                log.warning(
+                    "routing table %s was built with %s, this node embeds with %s: using overall accuracy",
+                    table.version,
+                    table.embedder,
+                    self._embedder.name,
+                )
+                return None
+            embedder = self._embedder
+            return (await trio.to_thread.run_sync(embedder.embed, [text]))[0]
+
+    async def decide(
+        self, question: str, experts: list[Expert], budget: Budget, *, prompt_tokens: int, max_tokens: int
+    ) -> RouteDecision:
+        query = await self.embed(question)
+        return route(query, self.table, experts, budget, prompt_tokens=prompt_tokens, max_tokens=max_tokens)
+
+
+def experts(local: dict[str, HostedModel], peers: PeerTable | None) -> list[Expert]:
+    """One expert per model in reach, described by the host a request for it would go to.
+
+    A model hosted here is served here; otherwise by the best peer in the
+    peer table's order, the same one forwarding tries first.
+    """
+    found = {
+        name: Expert(
+            model=name,
+            peer_id=None,
+            tokens_per_second=model.info.tokens_per_second,
+            queued=model.running + model.queue.waiting,
+            slots=model.info.parallel,
+            rtt_s=0.0,
+            price_per_token=model.price_per_token,
+        )
+        for name, model in local.items()
+    }
+    for name in peers.models() if peers is not None else ():
+        if name in found:
+            continue
+        host = peers.hosts_for(name)[0]
+        info = host.model(name)
+        assert info is not None
+        load = host.info.load.get(name, ModelLoad())
+        found[name] = Expert(
+            model=name,
+            peer_id=host.info.peer_id,
+            tokens_per_second=info.tokens_per_second,
+            queued=load.running + load.waiting,
+            slots=info.parallel,
+            rtt_s=(host.rtt_ms or 0.0) / 1000,
+            price_per_token=info.price_per_token,
+        )
+    return list(found.values())
