@@ -44,6 +44,7 @@ from .transport import PeerUnavailable, RemoteError, RequestTimeout
 DEFAULT_MAX_TOKENS = 256
 SWARM_MODEL = "swarm"  # the network as one model: the router picks who answers
 CHARS_PER_TOKEN = 4  # to estimate a prompt's tokens before any engine has tokenised it
+FALLBACK_REASON = "answers: none is predicted right, and it ranks best of those within budget"
 
 
 class APIError(Exception):
@@ -701,7 +702,9 @@ def _route_report(
                 "calibrated": scores[c.name].calibrated,
                 "predicted_latency_s": _finite(c.latency_s),
                 "predicted_cost": _finite(c.cost),
-                "reason": str(selection.reasons[c.name]),
+                "reason": FALLBACK_REASON
+                if c.name == best.model and c not in selection.chosen
+                else str(selection.reasons[c.name]),
             }
             for c in decision.candidates
         ],

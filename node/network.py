@@ -220,6 +220,8 @@ class NetworkService:
             nursery.start_soon(self._listen_announcements)
             nursery.start_soon(self._announce_periodically)
             nursery.start_soon(self._follow_peer_events)
+            if self.router is not None:
+                nursery.start_soon(self.router.warm)
             task_status.started()
 
     async def _announce(self) -> None:
@@ -260,6 +262,7 @@ class NetworkService:
         if not self.router.adopt(table):
             return False
         self.nursery.start_soon(self._announce)
+        self.nursery.start_soon(self.router.warm)
         return True
 
     async def _pull_table(self, peer_id: str, version: str) -> None:

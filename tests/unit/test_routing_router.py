@@ -119,3 +119,14 @@ async def test_a_table_from_another_embedding_space_is_not_used_for_clusters(tmp
     )
     router.table = matching
     assert np.array_equal(await router.embed("anything"), [1.0, 0.0])
+
+
+def test_when_every_expert_is_predicted_wrong_the_best_ranked_that_fits_still_answers() -> None:
+    hopeless = ClusterTable(("a", "b", "c"), np.eye(2), [[0, 0, 0], [0, 0, 0]], [[4, 4, 0], [4, 4, 0]])
+    experts = [expert("a", 1.0), expert("b", 100.0), expert("c", 100.0)]
+    decision = route(
+        np.array([1.0, 0.0]), hopeless, experts, Budget(max_latency_s=5.0), prompt_tokens=1, max_tokens=50
+    )
+    assert decision.selection.chosen == ()
+    # a and b share rank 0 but a is too slow; c (never calibrated) ranks below both.
+    assert decision.best is not None and decision.best.model == "b"

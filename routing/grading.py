@@ -1,0 +1,196 @@
+"""Whether a model's answer to a calibration item is right, and the answer it settled on.
+
+Short answers are matched with the civics package's own scoring: every
+significant word of an accepted answer must appear (extra words are fine,
+numbers are strict, names get slight spelling slack). Only the first line is
+graded, so an answer followed by an essay that happens to name the right
+thing elsewhere does not count. Code is never run in this process: the tests
+run in a throwaway interpreter with memory, CPU and file limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+from civics.scoring import answer_matches, normalize
+
+from routing.datasets import Item
+
+MEMORY_LIMIT = 1 << 30
+FILE_LIMIT = 1 << 20
+# The program exits with this code only after `check` returned, so an early sys.exit(0) is a failure.
+PASSED = 47
+# Run before the model's code: limits set here cannot be raised again, since soft = hard. (A preexec_fn
+# would do the same, but it may deadlock when the caller has threads, as calibration's workers do.)
+_PREAMBLE = """\
+import resource as _resource
+for _limit, _value in {limits!r}:
+    _resource.setrlimit(_limit, (_value, _value))
+del _resource, _limit, _value
+"""
+
+_PYTHON_FENCES = {"", "python", "py", "python3"}
+# An option letter: "C", "(C)", "C." or "c)"; a lowercase letter only with its ")", or it is the article "a".
+_LETTER = r"\(?([A-D]|[a-d](?=\)))\)?(?![A-Za-z0-9])"
+_BARE = re.compile(r"[\s*_`'\"(]*([A-Da-d])[\s.:)*_`'\"]*")
+_STATED = re.compile(rf"(?i:\banswer(?:\s+is|\s+would\s+be)?)\s*[:*\-]*\s*(?i:option\s*)?{_LETTER}")
+_ALTERNATIVE = re.compile(rf"\s*(?:or|and|/)\s*{_LETTER}")
+_LABEL = re.compile(r"^[\W_]*([A-Da-d])[).:]", re.M)
+_MENTION = re.compile(r"(?<![A-Za-z0-9'’])([A-D])(?![A-Za-z0-9'’])")
+# A capital "A" opening a sentence and running on into a lowercase word: "A good option is C",
+# but not "A or B", "A is right".
+_ARTICLE = re.compile(
+    r"(?:^|[.!?:]\s+)(A) (?!(?:or|and|nor|is|was|seems|would|could|might|must|should|will|because)\b)[a-z]",
+    re.M,
+)
+
+
+def grade(item: Item, answer: str, *, timeout_s: float = 10.0) -> bool:
+    if item.kind == "qa":
+        line = first_line(answer)
+        return line is not None and answer_matches(line, list(item.answers))
+    if item.kind == "mc":
+        return choice(answer) in item.answers
+    code = extract_code(answer, item)
+    return bool(code.strip()) and run_tests(check_program(item, code), timeout_s=timeout_s)
+
+
+def final_answer(item: Item, text: str) -> str | None:
+    """What the answer amounts to, so that answers saying the same thing compare equal for voting:
+    the normalised accepted answer it matches, an option letter, or the program; None if nothing."""
+    if item.kind == "qa":
+        line = first_line(text)
+        if line is None:
+            return None
+        matched = next((a for a in item.answers if answer_matches(line, [a])), None)
+        return normalize(matched if matched is not None else line) or None
+    if item.kind == "mc":
+        return choice(text)
+    code = extract_code(text, item)
+    return code if code.strip() else None
+
+
+def first_line(text: str) -> str | None:
+    """The first non-blank line, less an "Answer:" label (a label alone on its line gives the next line)."""
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [re.sub(r"(?i)^(?:final\s+)?answer\s*:\s*", "", line) for line in lines if line]
+    return next((line for line in lines if line), None)
+
+
+def choice(text: str) -> str | None:
+    """The option letter the answer settles on, or None when it names none or several without choosing.
+
+    In order: a bare letter ("C", "(C)", "c)"); the last "answer is X" / "Answer: X",
+    unless it reads "answer is B or C"; a single option label starting a line
+    ("c) Atrophy", "C. Li chose..."); a single letter standing alone in the text.
+    """
+    if bare := _BARE.fullmatch(text):
+        return bare[1].upper()
+    stated = list(_STATED.finditer(text))
+    if stated:
+        last = stated[-1]
+        alternative = _ALTERNATIVE.match(text, last.end())
+        if alternative and alternative[1].upper() != last[1].upper():
+            return None
+        return last[1].upper()
+    labels = {m[1].upper() for m in _LABEL.finditer(text)}
+    articles = {m.start(1) for m in _ARTICLE.finditer(text)}
+    mentions = {m[1] for m in _MENTION.finditer(text) if m.start(1) not in articles}
+    letters = labels or mentions
+    return letters.pop() if len(letters) == 1 else None
+
+
+def extract_code(text: str, item: Item) -> str:
+    """The program a code answer amounts to, prompt included.
+
+    The code is the first ```python block that defines the entry point (else
+    the first block, else the whole text). A block that defines it follows the
+    prompt, so the prompt's imports and helpers are there and the model's
+    definition replaces the stub; a block that does not is taken for the body
+    and continues the prompt.
+    """
+    blocks = _python_blocks(text)
+    defines = re.compile(rf"^def\s+{re.escape(item.entry_point)}\s*\(", re.M)
+    code = next((b for b in blocks if defines.search(b)), blocks[0] if blocks else text)
+    code = re.sub(r"^(?:[ \t]*\n)+", "", code).rstrip()
+    if not code:
+        return ""
+    if defines.search(code):
+        return f"{item.code_prefix.rstrip()}\n\n\n{code}\n"
+    if not code[0].isspace():
+        code = textwrap.indent(code, "    ")
+    return f"{item.code_prefix}{code}\n"
+
+
+def _python_blocks(text: str) -> list[str]:
+    """The contents of the ``` blocks tagged python (or untagged); one cut short by max_tokens counts too."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    tag = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("```"):
+            if current is not None:
+                current.append(line)
+        elif current is None:
+            current, tag = [], stripped[3:].strip().lower()
+        else:
+            if tag in _PYTHON_FENCES:
+                blocks.append("\n".join(current))
+            current = None
+    if current is not None and tag in _PYTHON_FENCES:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+def check_program(item: Item, code: str) -> str:
+    return f"{code}\n\n{item.test}\n\ncheck({item.entry_point})\n"
+
+
+def run_tests(program: str, *, timeout_s: float) -> bool:
+    """Whether `program` runs to its end (its `check` passing) in a sandboxed interpreter within `timeout_s`.
+
+    `python -I` ignores the environment and user site, in a fresh directory,
+    with no environment variables, stdin closed and output discarded; address
+    space, CPU seconds, file size and process count are capped; on timeout the
+    whole process group is killed.
+    """
+    limits = [
+        (resource.RLIMIT_AS, MEMORY_LIMIT),
+        (resource.RLIMIT_CPU, math.ceil(timeout_s) + 1),
+        (resource.RLIMIT_FSIZE, FILE_LIMIT),
+        (resource.RLIMIT_NPROC, 0),  # no fork bombs (root is exempt)
+        (resource.RLIMIT_CORE, 0),
+    ]
+    source = f"{_PREAMBLE.format(limits=limits)}\n{program}\n\nraise SystemExit({PASSED})\n"
+    with tempfile.TemporaryDirectory(prefix="grade-", ignore_cleanup_errors=True) as directory:
+        path = Path(directory) / "program.py"
+        path.write_text(source, encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, "-I", str(path)],
+            cwd=directory,
+            env={},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            return process.wait(timeout=timeout_s) == PASSED
+        except subprocess.TimeoutExpired:
+            return False
+        finally:
+            # Whatever it left behind in its group goes too, before the directory is removed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
