@@ -64,8 +64,9 @@ def score_models(
     names = list(table.models if models is None else models)
     if len(set(names)) != len(names):
         raise ValueError("model names must be unique")
-    columns = [table.index(name) for name in names]
-    calibrated = [c is not None and table.counts[:, c].sum() > 0 for c in columns]
+    columns = np.array([-1 if (c := table.index(name)) is None else c for name in names], dtype=np.int64)
+    asked = table.counts.sum(axis=0)
+    calibrated = [c >= 0 and asked[c] > 0 for c in columns]
     q = _unit(query, table.dim)
     if table.num_clusters == 0 or q is None:
         scores = quality = _overall(table, columns, prior_accuracy)
@@ -102,7 +103,7 @@ def _unit(query: np.ndarray, dim: int) -> np.ndarray | None:
 
 
 def _with_priors(
-    table: ClusterTable, clusters: np.ndarray, columns: list[int | None], prior_accuracy: float | None
+    table: ClusterTable, clusters: np.ndarray, columns: np.ndarray, prior_accuracy: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rank and accuracy (clusters x models) with the priors filled in where a model has no data."""
     known_rank = table.rank[clusters]
@@ -116,21 +117,21 @@ def _with_priors(
         total = np.nansum(known_accuracy, axis=1)
         fallback = np.full(len(clusters), _table_mean(table))
         fill = np.divide(total, prior_rank, out=fallback, where=prior_rank > 0)
-    rank = np.empty((len(clusters), len(columns)))
-    accuracy = np.empty_like(rank)
-    for j, column in enumerate(columns):
-        if column is None:
-            rank[:, j], accuracy[:, j] = prior_rank, fill
-        else:
-            missing = np.isnan(known_accuracy[:, column])
-            rank[:, j] = np.where(missing, prior_rank, known_rank[:, column])
-            accuracy[:, j] = np.where(missing, fill, known_accuracy[:, column])
+    if not table.models:  # clusters without a single calibrated model: priors everywhere
+        shape = (len(clusters), len(columns))
+        return np.broadcast_to(prior_rank[:, None], shape), np.broadcast_to(fill[:, None], shape)
+    # Column -1 (a model the table never saw) reads some real column; `missing` then discards it.
+    missing = np.isnan(known_accuracy[:, columns]) | (columns < 0)
+    rank = np.where(missing, prior_rank[:, None], known_rank[:, columns])
+    accuracy = np.where(missing, fill[:, None], known_accuracy[:, columns])
     return rank, accuracy
 
 
-def _overall(table: ClusterTable, columns: list[int | None], prior_accuracy: float | None) -> np.ndarray:
+def _overall(table: ClusterTable, columns: np.ndarray, prior_accuracy: float | None) -> np.ndarray:
     prior = _table_mean(table) if prior_accuracy is None else prior_accuracy
-    values = np.array([np.nan if c is None else table.overall[c] for c in columns], dtype=np.float64)
+    if not table.models:
+        return np.full(len(columns), prior)
+    values = np.where(columns < 0, np.nan, table.overall[columns])
     return np.where(np.isnan(values), prior, values)
 
 

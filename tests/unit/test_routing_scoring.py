@@ -150,3 +150,9 @@ def test_a_perfect_record_is_a_quality_of_exactly_one() -> None:
     table = ClusterTable(("a",), centroids, np.full((64, 1), 5), np.full((64, 1), 5))
     for _ in range(200):
         assert score_models(rng.normal(size=16), table)[0].quality <= 1.0
+
+
+def test_clusters_without_any_model_give_every_model_the_prior() -> None:
+    empty = ClusterTable((), np.eye(2), np.empty((2, 0)), np.empty((2, 0)))
+    scores = score_models(np.array([1.0, 0.0]), empty, ["x", "y"], prior_accuracy=0.3)
+    assert [(s.quality, s.calibrated, s.basis) for s in scores] == [(0.3, False, "clusters")] * 2
