@@ -41,7 +41,10 @@ def test_openai_backend_serves_another_servers_model(upstream: NodeProcess, tmp_
     args = ("--backend", "openai", "--url", f"{upstream.url}/v1", "--model", MODEL)
     with NodeProcess(tmp_path / "proxy", *args) as proxy, swarm.Client(proxy.url) as client:
         cards = client.models()
-        assert [(c.id, c.backend, c.context_length) for c in cards] == [(MODEL, "openai", 512)]
+        assert [(c.id, c.backend, c.context_length) for c in cards] == [
+            (MODEL, "openai", 512),
+            ("swarm", "router", None),
+        ]
         answer = client.chat(CHAT["messages"], model=MODEL, max_tokens=16, temperature=0)
         streamed = "".join(
             c.text for c in client.stream_chat(CHAT["messages"], model=MODEL, max_tokens=16, temperature=0)
@@ -82,7 +85,7 @@ def test_supervised_engine_process_is_restarted_after_it_dies(tmp_path: Path) ->
         url = f"{node.url}/v1/chat/completions"
         first = httpx.post(url, json={"model": MODEL, **CHAT}, timeout=60)
         assert first.status_code == 200, first.text
-        assert [c["backend"] for c in httpx.get(f"{node.url}/v1/models").json()["data"]] == ["vllm"]
+        assert [c["backend"] for c in httpx.get(f"{node.url}/v1/models").json()["data"]] == ["vllm", "router"]
         (engine_pid,) = _children(node.process.pid)
         os.kill(engine_pid, signal.SIGKILL)
         # While it is down the node says so at once, with a hint when to retry; it never hangs.
