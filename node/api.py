@@ -32,17 +32,19 @@ from routing.router import RouteDecision
 from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm import __version__
-from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, to_wire
+from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, Usage, to_wire
 
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .metrics import NodeMetrics
 from .network import NetworkService, RemoteModel
+from .rounds import Answerer, RoundError, RoundResult, RoundService
 from .router import Router, experts
 from .transport import PeerUnavailable, RemoteError, RequestTimeout
 
 DEFAULT_MAX_TOKENS = 256
 SWARM_MODEL = "swarm"  # the network as one model: the router picks who answers
+ROUND_EXPERTS = 3  # answerers in a consensus or vote round unless the request says otherwise
 CHARS_PER_TOKEN = 4  # to estimate a prompt's tokens before any engine has tokenised it
 FALLBACK_REASON = "answers: none is predicted right, and it ranks best of those within budget"
 
@@ -93,14 +95,16 @@ class SwarmOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["route", "consensus", "vote"] = "route"
-    experts: int = Field(default=1, ge=1, le=16, description="most experts the selection may choose")
+    mode: Literal["route", "consensus", "vote"] = "consensus"
+    experts: int | None = Field(
+        default=None, ge=1, le=16, description="most experts to ask (default: 1 to route, 3 for a round)"
+    )
     max_latency_s: float | None = Field(default=None, gt=0, description="seconds until the answer is back")
     max_cost: float | None = Field(default=None, ge=0, description="in the unit of the announced prices")
 
     def budget(self) -> Budget:
         return Budget(
-            max_experts=self.experts,
+            max_experts=self.experts or (1 if self.mode == "route" else ROUND_EXPERTS),
             max_latency_s=math.inf if self.max_latency_s is None else self.max_latency_s,
             max_cost=math.inf if self.max_cost is None else self.max_cost,
         )
@@ -187,9 +191,11 @@ class NodeState:
         api_keys: tuple[str, ...] = (),
         network: NetworkService | None = None,
         router: Router | None = None,
+        rounds: RoundService | None = None,
     ) -> None:
         self.models = models
         self.router = router
+        self.rounds = rounds
         self.metrics = metrics
         self.api_keys = tuple(k.encode() for k in api_keys)
         self.network = network
@@ -222,10 +228,10 @@ class NodeState:
         options = body.swarm or SwarmOptions()
         if self.router is None:
             raise APIError(404, "this node does not route: no model 'swarm' here", code="model_not_found")
-        if options.mode != "route":
+        if options.mode != "route" and self.rounds is None:
             raise APIError(
                 400,
-                f"mode {options.mode!r} is not available on this node yet; use mode 'route'",
+                f"this node runs no rounds: mode {options.mode!r} is unavailable; use mode 'route'",
                 code="mode_unsupported",
                 param="swarm.mode",
             )
@@ -328,11 +334,14 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         request = body.record()  # type: ignore[attr-defined]
         report: dict[str, Any] | None = None
         if body.model == SWARM_MODEL:
+            options = body.swarm or SwarmOptions()
             started = time.perf_counter()
             decision = await state.route(body, request)
             elapsed = time.perf_counter() - started
             metrics.route_decision.observe(elapsed)
-            report = _route_report(decision, body.swarm or SwarmOptions(), elapsed, state.node_id)
+            report = _route_report(decision, options, elapsed, state.node_id)
+            if options.mode != "route":
+                return await _round(body, chat, request, decision, report)
             request = dataclasses.replace(request, model=decision.best.model)  # type: ignore[union-attr]
             metrics.routed.labels(request.model).inc()
         elif body.swarm is not None:
@@ -362,6 +371,38 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         if report is not None:
             body_json["swarm"] = report
         return JSONResponse(body_json)
+
+    async def _round(
+        body: SamplingFields, chat: bool, request: GenerationRequest, decision: RouteDecision, routed: dict
+    ) -> Response:
+        """A consensus or vote round over the experts the router chose; the winner answers."""
+        assert state.rounds is not None  # state.route refuses round modes without it
+        mode = (body.swarm or SwarmOptions()).mode
+        answerers = [Answerer(e.model, e.peer_id or state.rounds.peer_id) for e in decision.team]
+        try:
+            result = await state.rounds.run(request, body.question(), answerers, mode)  # type: ignore[arg-type]
+        except RoundError as exc:
+            raise APIError(503, str(exc), type="service_unavailable", code="no_answer") from exc
+        for phase, seconds in result.timings_s.items():
+            metrics.round_phase.labels(phase).observe(seconds)
+        winner = result.answer
+        assert winner is not None
+        reveal = winner.reveal.body
+        usage = reveal.get("usage") or {}
+        generation = Generation(
+            winner.text,
+            reveal.get("finish_reason", "stop"),
+            Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+        )
+        report = _round_report(result, routed)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                _events(_Whole(generation), winner.model, chat, include_usage, report),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return JSONResponse({**_completion_json(generation, winner.model, chat), "swarm": report})
 
     async def _events(
         stream: Any, model: str, chat: bool, include_usage: bool, report: dict[str, Any] | None
@@ -628,6 +669,69 @@ def _completion_json(generation: Generation, model: str, chat: bool) -> dict[str
         "model": model,
         "choices": [choice],
         "usage": _usage_json(generation),
+    }
+
+
+class _Whole:
+    """A finished answer in the shape of a stream (one piece), so a round's answer streams like any other."""
+
+    def __init__(self, generation: Generation) -> None:
+        self.result = generation
+        self._pieces = [generation.text]
+
+    def __aiter__(self) -> _Whole:
+        return self
+
+    async def __anext__(self) -> str:
+        if not self._pieces:
+            raise StopAsyncIteration
+        return self._pieces.pop()
+
+    async def aclose(self) -> None:
+        self._pieces.clear()
+
+
+def _round_report(result: RoundResult, routed: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a round's answer: who answered, who judged, every vote and signature, and timings."""
+    ranking, winner = result.ranking, result.answer
+    assert winner is not None
+
+    def cid(index: int) -> str:
+        return f"c{index}"
+
+    return {
+        "mode": result.mode,
+        "round_id": result.round_id,
+        "answered_by": {"model": winner.model, "peer_id": winner.peer_id, "candidate": cid(winner.cid)},
+        "degraded": result.degraded,
+        "confidence": ranking.confidence if ranking else None,
+        "majority": result.majority_answer,
+        "candidates": [
+            {
+                "id": cid(c.cid),
+                "model": c.model,
+                "peer_id": c.peer_id,
+                "answer": c.text,
+                "bt_score": ranking.strengths[c.cid] if ranking else None,
+                "good": result.good.get(c.cid, (0, 0))[0],
+                "checks": result.good.get(c.cid, (0, 0))[1],
+                "commitment": c.commitment.to_wire(),
+                "reveal_signature": c.reveal.signature,
+            }
+            for c in result.candidates
+        ],
+        "votes": [
+            {"judge": v.judge, "a": cid(v.first), "b": cid(v.second), "outcome": v.outcome}
+            for v in result.votes
+        ],
+        "judges": [{"peer_id": judge, "weight": weight} for judge, weight in result.judges.items()],
+        "ballots": [ballot.to_wire() for ballot in result.ballots],
+        "missed": [{"peer_id": m.peer_id, "phase": m.phase, "reason": m.reason} for m in result.misses],
+        "timings_ms": {
+            "routing": routed["decision_ms"],
+            **{phase: round(seconds * 1000, 3) for phase, seconds in result.timings_s.items()},
+        },
+        "routing": routed,
     }
 
 

@@ -32,6 +32,7 @@ from .identity import Identity, IdentityError
 from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
+from .rounds import RoundService
 from .router import Router
 from .transport import Transport, TransportStartError, exception_leaves
 
@@ -111,14 +112,14 @@ async def run_node(config: NodeConfig) -> None:
         print(f"swarm node {identity.peer_id} starting", flush=True)
         engines = await trio.to_thread.run_sync(_load_engines, config)
         try:
-            await _serve(config, engines, transport)
+            await _serve(config, engines, identity, transport)
         finally:
             for engine in engines:
                 engine.close()
             (config.data_dir / STATE_FILE).unlink(missing_ok=True)
 
 
-async def _serve(config: NodeConfig, engines: list[Engine], transport: Transport) -> None:
+async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, transport: Transport) -> None:
     metrics = NodeMetrics()
     metrics.watch_transport(transport.counters)
     hosted = {
@@ -129,7 +130,13 @@ async def _serve(config: NodeConfig, engines: list[Engine], transport: Transport
     }
     router = Router(config.data_dir)
     network = NetworkService(transport, hosted, announce_interval=config.announce_interval, router=router)
-    state = NodeState(hosted, metrics, config.api_keys, network, router)
+
+    def judges() -> list[str]:
+        """Every node that hosts a model can judge: this one and every peer in the table."""
+        return [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
+
+    rounds = RoundService(identity, transport, hosted, judges)
+    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host

@@ -58,7 +58,7 @@ class Envelope:
     body: dict[str, Any]
 
 
-def _canonical(value: dict[str, Any]) -> bytes:
+def canonical(value: dict[str, Any]) -> bytes:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode()
@@ -74,8 +74,8 @@ def seal(identity: Identity, kind: str, body: dict[str, Any]) -> bytes:
         "nonce": secrets.token_hex(16),
         "body": body,
     }
-    fields["sig"] = base64.b64encode(identity.sign(_DOMAIN + _canonical(fields))).decode()
-    data = _canonical(fields)
+    fields["sig"] = base64.b64encode(identity.sign(_DOMAIN + canonical(fields))).decode()
+    data = canonical(fields)
     if len(data) > MAX_MESSAGE_BYTES:
         raise MessageTooLarge(
             f"a {kind!r} message of {len(data)} bytes is over the limit of {MAX_MESSAGE_BYTES} bytes"
@@ -117,7 +117,7 @@ class Opener:
         timestamp = fields["ts"] / 1000
         if abs(now - timestamp) > self.max_skew:  # checked before the signature, which costs more
             raise EnvelopeRejected("stale", f"sent at {timestamp:.3f}, {now - timestamp:+.1f} s from now")
-        if not verify(sender, _DOMAIN + _canonical(fields), signature):
+        if not verify(sender, _DOMAIN + canonical(fields), signature):
             raise EnvelopeRejected("bad_signature", f"the signature does not match sender {sender}")
         self._remember(fields["nonce"], now)
         return Envelope(VERSION, sender, fields["kind"], timestamp, fields["nonce"], fields["body"])

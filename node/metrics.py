@@ -60,6 +60,13 @@ class NodeMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
             registry=r,
         )
+        self.round_phase = Histogram(
+            "swarm_round_phase_seconds",
+            "Time spent in each phase of a consensus or vote round",
+            ["phase"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.client_disconnects = Counter(
             "swarm_client_disconnects", "Streams the client closed before the end", ["model"], registry=r
         )

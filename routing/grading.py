@@ -45,6 +45,7 @@ _LETTER = r"\(?([A-D]|[a-d](?=\)))\)?(?![A-Za-z0-9])"
 _BARE = re.compile(r"[\s*_`'\"(]*([A-Da-d])[\s.:)*_`'\"]*")
 _STATED = re.compile(rf"(?i:\banswer(?:\s+is|\s+would\s+be)?)\s*[:*\-]*\s*(?i:option\s*)?{_LETTER}")
 _ALTERNATIVE = re.compile(rf"\s*(?:or|and|/)\s*{_LETTER}")
+_OPTION_LINE = re.compile(r"^\s*\(?[A-D][.):]\s", re.M)
 _LABEL = re.compile(r"^[\W_]*([A-Da-d])[).:]", re.M)
 _MENTION = re.compile(r"(?<![A-Za-z0-9'’])([A-D])(?![A-Za-z0-9'’])")
 # A capital "A" opening a sentence and running on into a lowercase word: "A good option is C",
@@ -78,6 +79,15 @@ def final_answer(item: Item, text: str) -> str | None:
         return choice(text)
     code = extract_code(text, item)
     return code if code.strip() else None
+
+
+def spoken_answer(question: str, text: str) -> str | None:
+    """What a free-form answer amounts to, for a majority vote when no calibration item says what kind of
+    question it is: the option letter if the question lists options, else the normalised first line."""
+    if len(_OPTION_LINE.findall(question)) >= 2:
+        return choice(text)
+    line = first_line(text)
+    return (normalize(line) or None) if line is not None else None
 
 
 def first_line(text: str) -> str | None:

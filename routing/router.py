@@ -57,6 +57,14 @@ class RouteDecision:
         fitting = [c for c in self.candidates if self.selection.reasons[c.name] == Reason.NO_GAIN]
         return self.experts[fitting[0].name] if fitting else None
 
+    @property
+    def team(self) -> list[Expert]:
+        """Every chosen expert, the most likely to be right first; `best` alone when none was chosen."""
+        chosen = sorted(self.selection.chosen, key=lambda c: -c.quality)  # stable: score order on ties
+        if chosen:
+            return [self.experts[c.name] for c in chosen]
+        return [self.best] if self.best is not None else []
+
 
 def route(
     query: np.ndarray | None,

@@ -4,11 +4,23 @@ __version__ = "0.1.0"
 
 from .client import AsyncClient, Client
 from .errors import APIError, ConnectionFailed, DeadlineExceeded, SwarmError
-from .types import Completion, CompletionChunk, ExpertReport, Health, ModelCard, RouteReport, SwarmOptions
+from .types import (
+    CandidateReport,
+    Completion,
+    CompletionChunk,
+    ExpertReport,
+    Health,
+    ModelCard,
+    RoundReport,
+    RouteReport,
+    SwarmOptions,
+    VoteReport,
+)
 
 __all__ = [
     "APIError",
     "AsyncClient",
+    "CandidateReport",
     "Client",
     "Completion",
     "CompletionChunk",
@@ -17,8 +29,10 @@ __all__ = [
     "ExpertReport",
     "Health",
     "ModelCard",
+    "RoundReport",
     "RouteReport",
     "SwarmError",
     "SwarmOptions",
+    "VoteReport",
     "__version__",
 ]

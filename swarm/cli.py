@@ -12,7 +12,7 @@ from pathlib import Path
 from . import config as node_config
 from .client import DEFAULT_URL, Client
 from .errors import SwarmError
-from .types import RouteReport, SwarmOptions
+from .types import RoundReport, RouteReport, SwarmOptions
 
 
 def _add_node_start(commands: argparse._SubParsersAction) -> None:
@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)
+    ask.add_argument(
+        "--mode",
+        choices=("consensus", "route", "vote"),
+        help="model swarm: peers rank the experts' answers (default), the best expert answers, or majority",
+    )
+    ask.add_argument("--experts", type=int, help="model swarm: most experts to ask")
     ask.add_argument("--max-latency", type=float, help="model swarm: seconds the answer may take at most")
     ask.add_argument("--max-cost", type=float, help="model swarm: what the answer may cost at most")
     _add_client_options(ask)
@@ -190,13 +196,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    budget = args.max_latency is not None or args.max_cost is not None
+    swarm_flags = (args.mode, args.experts, args.max_latency, args.max_cost)
+    budget = any(flag is not None for flag in swarm_flags)
     if budget and args.model != "swarm":
-        raise node_config.ConfigError("--max-latency and --max-cost apply to --model swarm")
+        raise node_config.ConfigError(
+            "--mode, --experts, --max-latency and --max-cost apply to --model swarm"
+        )
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         options = {"model": args.model, "max_tokens": args.max_tokens, "temperature": args.temperature}
         if budget:
-            options["swarm"] = SwarmOptions(max_latency_s=args.max_latency, max_cost=args.max_cost)
+            options["swarm"] = SwarmOptions(
+                mode=args.mode or "consensus",
+                experts=args.experts,
+                max_latency_s=args.max_latency,
+                max_cost=args.max_cost,
+            )
         route = None
         if args.stream:
             for chunk in client.stream_chat(args.question, **options):
@@ -213,9 +227,31 @@ def _ask(args: argparse.Namespace) -> int:
                     f"-- {answer.model}, {usage.completion_tokens} tokens, finish: {answer.finish_reason}",
                     file=sys.stderr,
                 )
-    if route is not None:
+    if isinstance(route, RouteReport):
         _print_route(route)
+    elif isinstance(route, RoundReport):
+        _print_round(route)
     return 0
+
+
+def _print_round(report: RoundReport) -> None:
+    """Under the answer (on stderr): the candidates, how the judges ranked them, and where time went."""
+    flag = f" (degraded: {report.degraded})" if report.degraded else ""
+    confidence = f", confidence {report.confidence:.2f}" if report.confidence is not None else ""
+    print(f"-- {report.mode} round {report.round_id[:12]}{confidence}{flag}", file=sys.stderr)
+    print(f"   {'ANSWER':6} {'MODEL':30} {'NODE':10} {'BT':>6} {'GOOD':>6}", file=sys.stderr)
+    for c in report.candidates:
+        mark = "*" if c.id == report.candidate else " "
+        bt = f"{c.bt_score:.2f}" if c.bt_score is not None else "-"
+        good = f"{c.good}/{c.checks}" if c.checks else "-"
+        print(f" {mark} {c.id:6} {c.model:30} {c.peer_id[-8:]:10} {bt:>6} {good:>6}", file=sys.stderr)
+    print(
+        f"   {len(report.votes)} votes from {len(report.judges)} judges; "
+        + ", ".join(f"{phase} {ms:.0f} ms" for phase, ms in report.timings_ms.items()),
+        file=sys.stderr,
+    )
+    for miss in report.missed:
+        print(f"   missed: {miss['peer_id'][-8:]} in {miss['phase']}: {miss['reason']}", file=sys.stderr)
 
 
 def _print_route(route: RouteReport) -> None:

@@ -25,8 +25,8 @@ def _usage(body: dict[str, Any]) -> Usage | None:
 class SwarmOptions:
     """How the network answers a request to the model `swarm`, and within what budget."""
 
-    mode: str = "route"
-    experts: int | None = None  # most experts the selection may choose
+    mode: str = "consensus"  # or "route" (the best expert answers) or "vote" (majority over the experts)
+    experts: int | None = None  # most experts to ask (the node's default: 1 to route, 3 for a round)
     max_latency_s: float | None = None
     max_cost: float | None = None  # in the unit of the prices the nodes announce
 
@@ -62,7 +62,7 @@ class RouteReport:
     raw: dict[str, Any]
 
     @classmethod
-    def from_json(cls, body: dict[str, Any] | None) -> RouteReport | None:
+    def parse(cls, body: dict[str, Any] | None) -> RouteReport | None:
         if not body:
             return None
         return cls(
@@ -90,6 +90,83 @@ class RouteReport:
 
 
 @dataclass(frozen=True)
+class CandidateReport:
+    """One anonymised answer of a round: who wrote it, its Bradley-Terry score and its GOOD checks."""
+
+    id: str
+    model: str
+    peer_id: str
+    answer: str
+    bt_score: float | None
+    good: int
+    checks: int
+
+    @property
+    def good_ratio(self) -> float | None:
+        return self.good / self.checks if self.checks else None
+
+
+@dataclass(frozen=True)
+class VoteReport:
+    judge: str
+    a: str
+    b: str
+    outcome: str  # "first" (a won), "second" (b won) or "tie"
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """The provenance of a consensus or vote round (the `swarm` object): candidates, votes, judges,
+    who missed what, timings per phase in ms, and the routing that chose the answerers."""
+
+    mode: str
+    round_id: str
+    model: str
+    peer_id: str
+    candidate: str
+    degraded: str | None
+    confidence: float | None
+    candidates: tuple[CandidateReport, ...]
+    votes: tuple[VoteReport, ...]
+    judges: dict[str, float]
+    missed: tuple[dict[str, str], ...]
+    timings_ms: dict[str, float]
+    routing: RouteReport | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> RoundReport:
+        return cls(
+            body["mode"],
+            body["round_id"],
+            body["answered_by"]["model"],
+            body["answered_by"]["peer_id"],
+            body["answered_by"]["candidate"],
+            body.get("degraded"),
+            body.get("confidence"),
+            tuple(
+                CandidateReport(
+                    c["id"], c["model"], c["peer_id"], c["answer"], c.get("bt_score"), c["good"], c["checks"]
+                )
+                for c in body.get("candidates", ())
+            ),
+            tuple(VoteReport(v["judge"], v["a"], v["b"], v["outcome"]) for v in body.get("votes", ())),
+            {j["peer_id"]: j["weight"] for j in body.get("judges", ())},
+            tuple(body.get("missed", ())),
+            dict(body.get("timings_ms", {})),
+            RouteReport.parse(body.get("routing")),
+            body,
+        )
+
+
+def swarm_report(body: dict[str, Any] | None) -> RouteReport | RoundReport | None:
+    """The `swarm` object of a response, typed by its mode."""
+    if not body:
+        return None
+    return RouteReport.parse(body) if body.get("mode") == "route" else RoundReport.from_json(body)
+
+
+@dataclass(frozen=True)
 class Completion:
     """A finished chat or text completion; `swarm` says who answered a request to the model `swarm`."""
 
@@ -99,7 +176,7 @@ class Completion:
     finish_reason: str | None
     usage: Usage | None
     raw: dict[str, Any]
-    swarm: RouteReport | None = None
+    swarm: RouteReport | RoundReport | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Completion:
@@ -111,7 +188,7 @@ class Completion:
             choice.get("finish_reason"),
             _usage(body),
             body,
-            RouteReport.from_json(body.get("swarm")),
+            swarm_report(body.get("swarm")),
         )
 
 
@@ -124,7 +201,7 @@ class CompletionChunk:
     text: str
     finish_reason: str | None
     usage: Usage | None
-    swarm: RouteReport | None = None  # on the first chunk of a routed stream
+    swarm: RouteReport | RoundReport | None = None  # on the first chunk of a stream from the model swarm
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> CompletionChunk:
@@ -136,7 +213,7 @@ class CompletionChunk:
             choice_text(choice),
             choice.get("finish_reason"),
             _usage(body),
-            RouteReport.from_json(body.get("swarm")),
+            swarm_report(body.get("swarm")),
         )
 
 

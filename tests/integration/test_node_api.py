@@ -20,6 +20,7 @@ from testnet.process import NodeProcess
 from tests.support.observe import metric
 
 MODEL = "smollm2-135m-instruct"
+ROUTE = swarm.SwarmOptions(mode="route")
 QUESTION = "What is 2+2?"
 
 
@@ -361,8 +362,8 @@ def test_an_unknown_model_stops_the_start_with_one_clear_line(tmp_path: Path) ->
 
 def test_the_model_swarm_routes_to_an_expert_and_says_why(node: NodeProcess) -> None:
     with swarm.Client(node.url) as client:
-        answer = client.chat(QUESTION, model="swarm", max_tokens=24, temperature=0)
-        chunks = list(client.stream_chat(QUESTION, model="swarm", max_tokens=24, temperature=0))
+        answer = client.chat(QUESTION, model="swarm", max_tokens=24, temperature=0, swarm=ROUTE)
+        chunks = list(client.stream_chat(QUESTION, model="swarm", max_tokens=24, temperature=0, swarm=ROUTE))
     assert answer.swarm is not None
     assert answer.model == answer.swarm.model == MODEL
     assert answer.swarm.chosen == (MODEL,)
@@ -374,6 +375,16 @@ def test_the_model_swarm_routes_to_an_expert_and_says_why(node: NodeProcess) -> 
     assert "".join(c.text for c in chunks) == answer.text
 
 
+def test_a_round_with_a_single_expert_degrades_and_says_so(node: NodeProcess) -> None:
+    with swarm.Client(node.url) as client:
+        answer = client.chat(QUESTION, model="swarm", max_tokens=24, temperature=0)  # consensus, the default
+    report = answer.swarm
+    assert isinstance(report, swarm.RoundReport) and report.mode == "consensus"
+    assert report.degraded == "only one answer: returned without judging"
+    assert [c.model for c in report.candidates] == [MODEL]
+    assert answer.text == report.candidates[0].answer and "4" in answer.text
+
+
 def test_swarm_options_are_checked(node: NodeProcess) -> None:
     def post(body: dict) -> dict:
         messages = [{"role": "user", "content": QUESTION}]
@@ -382,11 +393,11 @@ def test_swarm_options_are_checked(node: NodeProcess) -> None:
         return _error(response)
 
     assert post({"model": MODEL, "swarm": {"experts": 2}})["param"] == "swarm"
-    assert post({"model": "swarm", "swarm": {"mode": "vote"}})["code"] == "mode_unsupported"
+    assert post({"model": "swarm", "swarm": {"mode": "duel"}})["param"] == "swarm.mode"
     assert post({"model": "swarm", "swarm": {"experts": 0}})["param"] == "swarm.experts"
     assert post({"model": "swarm", "swarm": {"max_cost": -1}})["param"] == "swarm.max_cost"
     assert post({"model": "swarm", "swarm": {"budget": 3}})["param"] == "swarm.budget"
-    nobody = post({"model": "swarm", "swarm": {"max_latency_s": 0.001}})
+    nobody = post({"model": "swarm", "swarm": {"mode": "route", "max_latency_s": 0.001}})
     assert nobody["code"] == "budget_unsatisfiable"
     assert f"{MODEL}: over latency budget" in nobody["message"]
 
@@ -414,7 +425,7 @@ def test_a_routing_table_is_checked_installed_kept_and_used(node: NodeProcess) -
         installed = client.install_routing_table(json.loads(table.to_json()))
         older = client.install_routing_table(json.loads(_table(created_at=1.0, seed=2).to_json()))
         summary = client.routing_table()
-        answer = client.chat(QUESTION, model="swarm", max_tokens=8, temperature=0)
+        answer = client.chat(QUESTION, model="swarm", max_tokens=8, temperature=0, swarm=ROUTE)
     assert installed["adopted"] and not older["adopted"]
     assert summary["version"] == table.version == older["current"]["version"]
     assert summary["models"][MODEL] == {"accuracy": 3 / 8, "questions": 8}

@@ -24,6 +24,7 @@ from routing import datasets
 from testnet.testnet import Testnet
 from tests.support.observe import wait_for
 
+ROUTE = swarm.SwarmOptions(mode="route")
 SMOLLM, GEMMA, QWEN = "smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"
 
 
@@ -70,7 +71,7 @@ def test_questions_go_to_different_experts_by_topic(net: Testnet, calibrated: tu
     with swarm.Client(net.nodes[1].url) as client:  # a node that took part in none of the calibration
         for name, items in held_out.items():
             for item in items:
-                answer = client.chat(item.question, model="swarm", max_tokens=4, temperature=0)
+                answer = client.chat(item.question, model="swarm", max_tokens=4, temperature=0, swarm=ROUTE)
                 assert answer.swarm is not None and answer.swarm.table_version == version
                 answered[(name, item.id)] = answer.swarm.model
                 assert answer.model == answer.swarm.model
@@ -85,7 +86,9 @@ def test_a_routed_answer_streams_from_the_expert_on_another_node(
 ) -> None:
     code = datasets.split(datasets.load("humaneval"))[1][0]
     with swarm.Client(net.nodes[0].url) as client:
-        chunks = list(client.stream_chat(code.question, model="swarm", max_tokens=16, temperature=0))
+        chunks = list(
+            client.stream_chat(code.question, model="swarm", max_tokens=16, temperature=0, swarm=ROUTE)
+        )
     first = chunks[0].swarm
     assert first is not None and first.model == QWEN
     assert first.peer_id == net.nodes[2].peer_id  # forwarded to the node that hosts it

@@ -1,0 +1,161 @@
+"""Does peer ranking pick better answers than majority voting? Real rounds on a real testnet.
+
+    python -m bench.consensus [--datasets civics,medmcqa] [--questions 40] [--node URL]
+
+Each held-out question goes to the model `swarm` once, as a consensus round:
+the three offline models answer (commit, reveal), each node judges the pairs
+that aren't its own, and weighted Bradley-Terry picks the winner. The same
+round's answers then give every baseline, so all of them see the same
+answers: each single model (its candidate), the routed single expert (the
+candidate of the expert the router ranked first), majority vote over the
+three (answers normalised per data set: the accepted answer they match, or
+the option letter), and the oracle (right if any candidate is).
+
+The routing table comes from the calibration part of the same data sets
+(bench.routing's stored answers, asked here if missing). Prints accuracy with
+95% intervals, and wall time per round split by phase, so the protocol's own
+overhead shows apart from model time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import trio
+
+from bench.routing import collect, evaluate, interval95, load_splits
+from ranking.majority import majority
+from routing.calibration import MAX_TOKENS, ResultStore
+from routing.datasets import Item
+from routing.embeddings import MiniLMEmbedder
+from routing.grading import final_answer, grade
+from swarm.client import AsyncClient
+from swarm.types import RoundReport
+from testnet.testnet import Testnet
+
+PHASES = ("routing", "generation", "commit_reveal", "judging", "aggregation")
+
+
+async def install_table(url: str, args: argparse.Namespace) -> list[str]:
+    """Route with a table built from the calibration parts only (answers asked and stored if missing)."""
+    splits = load_splits(args.datasets.split(","), None, args.seed)
+    calibration = [i for s in splits.values() for i in s.calibration]
+    store = ResultStore(args.store)
+    models = await collect(url, calibration, store, concurrency=2)
+    vectors = MiniLMEmbedder().embed([i.question for i in calibration])
+    embed = {(i.dataset, i.id): v for i, v in zip(calibration, vectors, strict=True)}
+    table, _ = evaluate(splits, store.outcomes(), models, embed, None, args.seed)
+    async with AsyncClient(url) as client:
+        await client.install_routing_table(json.loads(table.to_json()))
+    return models
+
+
+def held_out(args: argparse.Namespace) -> list[Item]:
+    splits = load_splits(args.datasets.split(","), None, args.seed)
+    per_set = max(1, args.questions // len(splits))
+    chosen = []
+    for split in splits.values():
+        items = list(split.held_out)
+        random.Random(args.seed).shuffle(items)
+        chosen += items[:per_set]
+    return chosen
+
+
+def score_round(item: Item, report: RoundReport, models: list[str]) -> dict[str, float]:
+    """Right (1) or wrong (0) for consensus and every baseline, all from this round's answers."""
+    by_model = {c.model: c for c in report.candidates}
+    right = {c.id: grade(item, c.answer) for c in report.candidates}
+    row = {m: float(right[by_model[m].id]) if m in by_model else 0.0 for m in models}
+    row["consensus"] = float(right[report.candidate])
+    routed = report.routing.model if report.routing else report.model
+    row["routed"] = float(right[by_model[routed].id]) if routed in by_model else 0.0
+    # As the node's vote mode does: a tie goes to the expert the router ranked higher.
+    quality = {e.model: e.quality for e in report.routing.experts} if report.routing else {}
+    ordered = sorted(report.candidates, key=lambda c: -quality.get(c.model, 0.0))
+    vote = majority([final_answer(item, c.answer) for c in ordered])
+    row["majority"] = float(right[ordered[vote.supporters[0]].id]) if vote else 0.0
+    row["oracle"] = float(any(right.values()))
+    return row
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    models = await install_table(url, args)
+    items = held_out(args)
+    print(f"{len(items)} held-out questions of {args.datasets}, one consensus round each", flush=True)
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    timings: dict[str, list[float]] = defaultdict(list)
+    walls, degraded = [], 0
+    async with AsyncClient(url, timeout=900) as client:
+        for n, item in enumerate(items, 1):
+            started = time.perf_counter()
+            answer = await client.chat(
+                list(item.messages), model="swarm", max_tokens=MAX_TOKENS[item.kind], temperature=0
+            )
+            walls.append(time.perf_counter() - started)
+            report = answer.swarm
+            assert isinstance(report, RoundReport)
+            degraded += report.degraded is not None
+            for phase in PHASES:
+                timings[phase].append(report.timings_ms.get(phase, 0.0))
+            row = score_round(item, report, models)
+            rows[item.dataset].append(row)
+            rows["all"].append(row)
+            if n % 10 == 0 or n == len(items):
+                done = rows["all"]
+                print(
+                    f"  {n}/{len(items)}: consensus {np.mean([r['consensus'] for r in done]):.1%}, "
+                    f"majority {np.mean([r['majority'] for r in done]):.1%}",
+                    flush=True,
+                )
+    columns = ["consensus", "majority", "routed", *models, "oracle"]
+    print("\nheld-out accuracy, every column from the same rounds' answers (± is a 95% interval)")
+    print(f"{'data set':10} {'n':>4} " + " ".join(f"{c[:14]:>14}" for c in columns))
+    for name, group in rows.items():
+        cells = []
+        for column in columns:
+            p = float(np.mean([r[column] for r in group]))
+            cells.append(f"{p:>7.1%} ±{interval95(p, len(group)):>4.1%}".rjust(14))
+        print(f"{name:10} {len(group):>4} " + " ".join(cells))
+    print(
+        f"\nrounds: {len(walls)}, degraded: {degraded}; "
+        f"wall time per round p50 {statistics.median(walls):.2f} s"
+    )
+    print(f"{'phase':14} {'p50 ms':>9} {'mean ms':>9} {'share':>7}")
+    total = sum(statistics.mean(v) for v in timings.values())
+    for phase in PHASES:
+        values = timings[phase]
+        print(
+            f"{phase:14} {statistics.median(values):>9.1f} {statistics.mean(values):>9.1f}"
+            f" {statistics.mean(values) / total:>7.1%}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default="civics,medmcqa")
+    parser.add_argument(
+        "--questions", type=int, default=60, help="held-out questions, split over the data sets"
+    )
+    parser.add_argument("--node", help="an existing node to use instead of starting a testnet")
+    parser.add_argument("--store", type=Path, default=Path.home() / ".swarm" / "bench" / "routing.jsonl")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.node:
+        trio.run(run, args, args.node)
+        return
+    with tempfile.TemporaryDirectory() as directory, Testnet(3, directory=Path(directory) / "net") as net:
+        trio.run(run, args, net.nodes[0].url)
+
+
+if __name__ == "__main__":
+    main()

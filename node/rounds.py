@@ -1,0 +1,460 @@
+"""Consensus rounds, driven by the gateway: the node that received the question.
+
+1. The router picks the answerers (experts; each one a model on a peer, or here).
+2. Commit: each answerer generates its answer and returns only a signed
+   commitment, sha256 of (round, model, salt, answer). Nobody sees an answer yet.
+3. Reveal: once every commitment is in or the commit deadline has passed, the
+   gateway asks each committed answerer for its answer and salt, signed, and
+   drops any whose reveal does not match its commitment: an answer copied
+   after the fact can't match a commitment made before it.
+4. The answers are shuffled and anonymised (c0, c1, ...). Judges (every peer
+   hosting a model, this node included) get the pairs of the schedule,
+   never a pair holding their own answer, plus a GOOD/BAD check of each
+   answer that isn't theirs; they answer with a signed ballot.
+5. The votes, weighted by each judge's reputation, fit a Bradley-Terry model;
+   the strongest answer that most judges found GOOD wins.
+
+Every phase has a deadline; a peer that misses one, or sends something that
+does not verify or parse, is left out of the round and recorded. A round
+with too few answers or judges degrades, and says so: one answer is
+returned as is, and with no usable votes the best routed answer wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
+
+import trio
+
+from ranking import bradley_terry, judging, majority, schedule
+from ranking.bradley_terry import Ranking, Vote
+from routing.grading import spoken_answer
+from swarm.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
+
+from .engines.base import EngineError
+from .envelope import canonical
+from .hosting import HostedModel, InvalidRequest, QueueFull
+from .identity import Identity
+from .statements import BadStatement, Statement, from_wire, sign
+from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
+
+log = logging.getLogger("swarm.rounds")
+
+ROUND_PROTOCOL = "/swarm/round/1.0.0"
+Mode = Literal["consensus", "vote"]
+K = TypeVar("K")
+
+
+@dataclass(frozen=True)
+class RoundConfig:
+    commit_timeout_s: float = 300.0  # generating the answers
+    reveal_timeout_s: float = 15.0
+    judge_timeout_s: float = 300.0
+    judge_max_tokens: int = 8
+    full_schedule_up_to: int = 5  # candidates; beyond, the sparse ~3n schedule
+    good_threshold: float = 0.5  # a winner must be found GOOD by at least this share of its checks
+    pending_ttl_s: float = 900.0  # how long an answerer keeps an unrevealed answer
+
+
+@dataclass(frozen=True)
+class Answerer:
+    model: str
+    peer_id: str
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One revealed answer: `cid` is its anonymous id in the round (its index in the shuffled order)."""
+
+    cid: int
+    model: str
+    peer_id: str
+    text: str
+    commitment: Statement
+    reveal: Statement
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A peer left out of a phase, and why."""
+
+    peer_id: str
+    phase: str
+    reason: str
+
+
+@dataclass
+class RoundResult:
+    round_id: str
+    mode: Mode
+    question: str
+    candidates: list[Candidate] = field(default_factory=list)
+    winner: int | None = None  # a cid
+    ranking: Ranking | None = None
+    good: dict[int, tuple[int, int]] = field(default_factory=dict)  # cid -> (GOOD, GOOD + BAD)
+    votes: list[Vote] = field(default_factory=list)
+    ballots: list[Statement] = field(default_factory=list)
+    judges: dict[str, float] = field(default_factory=dict)  # judge -> weight, for those who voted
+    misses: list[Miss] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    degraded: str | None = None
+    majority_answer: str | None = None
+
+    @property
+    def answer(self) -> Candidate | None:
+        return None if self.winner is None else self.candidates[self.winner]
+
+
+def commitment_digest(round_id: str, model: str, salt: str, answer: str) -> str:
+    return hashlib.sha256(
+        canonical({"round": round_id, "model": model, "salt": salt, "answer": answer})
+    ).hexdigest()
+
+
+class RoundError(Exception):
+    """A round that produced no answer at all."""
+
+
+class RoundService:
+    """Both sides of the protocol: serving answer/reveal/judge requests, and driving rounds as gateway."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        transport: Transport | None,
+        local: dict[str, HostedModel],
+        judges: Callable[[], list[str]],
+        *,
+        weights: Callable[[str], float] = lambda peer: 1.0,
+        config: RoundConfig = RoundConfig(),
+    ) -> None:
+        self.identity = identity
+        self.transport = transport
+        self.local = local
+        self.judges = judges  # peers that may judge (this node included when it hosts a model)
+        self.weights = weights
+        self.config = config
+        # (round, model) -> the answer, its salt, when it was made
+        self._pending: dict[tuple[str, str], tuple[Generation, str, float]] = {}
+        if transport is not None:
+            transport.handle(ROUND_PROTOCOL, self._serve)
+
+    @property
+    def peer_id(self) -> str:
+        return self.identity.peer_id
+
+    # ---- the answerer's and the judge's side
+
+    async def _serve(self, sender: str, body: dict[str, Any]) -> Any:
+        op = body.get("op")
+        handler = {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}.get(str(op))
+        try:
+            if handler is None:
+                raise InvalidRequest(f"unknown round operation {op!r}")
+            yield {"statement": (await handler(body)).to_wire()}
+        except (InvalidRequest, EngineError, QueueFull, KeyError, TypeError, ValueError) as exc:
+            yield {"error": f"{type(exc).__name__}: {exc}"}
+
+    async def commit(self, body: dict[str, Any]) -> Statement:
+        round_id = str(body["round"])
+        request = request_from_wire(body["request"])
+        hosted = self.local.get(request.model)
+        if hosted is None:
+            raise InvalidRequest(f"model {request.model!r} is not hosted here")
+        generation = await hosted.generate(request)
+        salt = secrets.token_hex(16)
+        self._forget_old()
+        self._pending[(round_id, request.model)] = (generation, salt, time.monotonic())
+        digest = commitment_digest(round_id, request.model, salt, generation.text)
+        return sign(
+            self.identity, "commitment", {"round": round_id, "model": request.model, "digest": digest}
+        )
+
+    async def reveal(self, body: dict[str, Any]) -> Statement:
+        round_id, model = str(body["round"]), str(body["model"])
+        pending = self._pending.pop((round_id, model), None)
+        if pending is None:
+            raise InvalidRequest(f"nothing to reveal for round {round_id} and model {model!r}")
+        generation, salt, _ = pending
+        body = {
+            "round": round_id,
+            "model": model,
+            "answer": generation.text,
+            "salt": salt,
+            "finish_reason": generation.finish_reason,
+            "usage": to_wire(generation.usage),
+        }
+        return sign(self.identity, "reveal", body)
+
+    async def judge(self, body: dict[str, Any]) -> Statement:
+        """Judge with the first model hosted here: each pair (A or B, U when it can't tell) and each answer
+        (GOOD or BAD). An unreadable reply becomes None, which the gateway counts as no vote."""
+        round_id, question = str(body["round"]), str(body["question"])
+        answers = {int(k): str(v) for k, v in body["answers"].items()}
+        if not self.local:
+            raise InvalidRequest("this node hosts no model to judge with")
+        model = next(iter(self.local.values()))
+        votes = []
+        for first, second in body["pairs"]:
+            reply = await self._ask(model, judging.pairwise_prompt(question, answers[first], answers[second]))
+            votes.append([first, second, judging.parse_preference(reply)])
+        verdicts = {}
+        for cid in body["check"]:
+            reply = await self._ask(model, judging.completeness_prompt(question, answers[int(cid)]))
+            verdicts[str(cid)] = judging.parse_verdict(reply)
+        return sign(self.identity, "ballot", {"round": round_id, "votes": votes, "verdicts": verdicts})
+
+    async def _ask(self, model: HostedModel, messages: tuple[Message, ...]) -> str:
+        request = GenerationRequest(
+            model=model.name, messages=messages, max_tokens=self.config.judge_max_tokens, temperature=0.0
+        )
+        return (await model.generate(request)).text
+
+    def _forget_old(self) -> None:
+        cutoff = time.monotonic() - self.config.pending_ttl_s
+        for key in [k for k, (_, _, at) in self._pending.items() if at < cutoff]:
+            del self._pending[key]
+
+    # ---- the gateway's side
+
+    async def _call(self, peer_id: str, body: dict[str, Any], timeout: float) -> Statement:
+        """One operation on a peer, or on this node directly; returns the statement, verified."""
+        kind = {"commit": "commitment", "reveal": "reveal", "judge": "ballot"}[body["op"]]
+        if peer_id == self.peer_id:
+            with trio.fail_after(timeout):
+                handler = {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}[body["op"]]
+                return await handler(body)
+        assert self.transport is not None
+        reply = await self.transport.request(peer_id, ROUND_PROTOCOL, body, timeout=timeout)
+        if "error" in reply:
+            raise RemoteError(str(reply["error"]))
+        return from_wire(reply.get("statement"), kind=kind, signer=peer_id)
+
+    async def _gather(
+        self, calls: Mapping[K, tuple[str, dict[str, Any]]], timeout: float
+    ) -> tuple[dict[K, Statement], dict[K, str]]:
+        """Send every (peer, body) at once and wait until the deadline: what came back, and why the rest
+        did not. One peer's failure or silence never holds up the others beyond the deadline."""
+        done: dict[K, Statement] = {}
+        failed: dict[K, str] = {}
+
+        async def one(key: K, peer_id: str, body: dict[str, Any]) -> None:
+            try:
+                done[key] = await self._call(peer_id, body, timeout)
+            except (
+                PeerUnavailable,
+                RemoteError,
+                RequestTimeout,
+                BadStatement,
+                EngineError,
+                QueueFull,
+            ) as exc:
+                failed[key] = f"{type(exc).__name__}: {exc}"
+            except (InvalidRequest, KeyError, TypeError, ValueError) as exc:
+                failed[key] = f"malformed: {exc}"
+            except trio.TooSlowError:
+                failed[key] = "missed the deadline"
+
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for key, (peer_id, body) in calls.items():
+                    nursery.start_soon(one, key, peer_id, body)
+        for key in calls:
+            if key not in done and key not in failed:
+                failed[key] = "missed the deadline"
+        return done, failed
+
+    async def run(
+        self, request: GenerationRequest, question: str, answerers: list[Answerer], mode: Mode
+    ) -> RoundResult:
+        """One round over `answerers` (in routed order, best first)."""
+        result = RoundResult(round_id=uuid.uuid4().hex, mode=mode, question=question)
+        rid = result.round_id
+        started = time.monotonic()
+
+        commits, failed = await self._gather(
+            {
+                a: (
+                    a.peer_id,
+                    {"op": "commit", "round": rid, "request": to_wire(replace(request, model=a.model))},
+                )
+                for a in answerers
+            },
+            self.config.commit_timeout_s,
+        )
+        result.misses += [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
+        result.timings_s["generation"] = time.monotonic() - started
+
+        phase = time.monotonic()
+        committed = [a for a in answerers if a in commits]
+        reveals, failed = await self._gather(
+            {a: (a.peer_id, {"op": "reveal", "round": rid, "model": a.model}) for a in committed},
+            self.config.reveal_timeout_s,
+        )
+        result.misses += [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
+        revealed = []
+        for a in committed:
+            if a not in reveals:
+                continue
+            try:
+                revealed.append((a, _checked_reveal(rid, a, commits[a], reveals[a])))
+            except ValueError as mismatch:
+                result.misses.append(Miss(a.peer_id, "reveal", str(mismatch)))
+        result.timings_s["commit_reveal"] = time.monotonic() - phase
+
+        order = list(range(len(revealed)))
+        random.Random(rid).shuffle(order)  # anonymised: a candidate's id says nothing of who wrote it
+        result.candidates = [
+            Candidate(
+                cid,
+                revealed[i][0].model,
+                revealed[i][0].peer_id,
+                revealed[i][1],
+                commits[revealed[i][0]],
+                reveals[revealed[i][0]],
+            )
+            for cid, i in enumerate(order)
+        ]
+        if not result.candidates:
+            raise RoundError(
+                "no expert answered: "
+                + "; ".join(f"{m.peer_id} ({m.phase}): {m.reason}" for m in result.misses)
+            )
+        routed = sorted(result.candidates, key=lambda c: answerers.index(Answerer(c.model, c.peer_id)))
+        routed_best = routed[0].cid
+
+        if mode == "vote":
+            phase = time.monotonic()
+            # In routed order, so that a tie goes to the answer of the expert routed first.
+            chosen = majority.majority([spoken_answer(question, c.text) for c in routed])
+            result.majority_answer = chosen.answer if chosen else None
+            result.winner = routed[chosen.supporters[0]].cid if chosen else routed_best
+            if chosen is None:
+                result.degraded = "no answer could be read for the vote: the best routed answer"
+            result.timings_s["aggregation"] = time.monotonic() - phase
+            return result
+        if len(result.candidates) == 1:
+            result.winner, result.degraded = 0, "only one answer: returned without judging"
+            return result
+
+        phase = time.monotonic()
+        await self._judge_round(result)
+        result.timings_s["judging"] = time.monotonic() - phase
+
+        phase = time.monotonic()
+        self._aggregate(result, routed_best)
+        result.timings_s["aggregation"] = time.monotonic() - phase
+        return result
+
+    async def _judge_round(self, result: RoundResult) -> None:
+        n = len(result.candidates)
+        authors = [c.peer_id for c in result.candidates]
+        comparisons = schedule.schedule(n, result.round_id, full=n <= self.config.full_schedule_up_to)
+        judges = sorted(set(self.judges()))
+        assignment = schedule.assign(comparisons, judges, authors, result.round_id)
+        if assignment.unassigned:
+            log.info(
+                "round %s: %d comparisons had no eligible judge", result.round_id, len(assignment.unassigned)
+            )
+        answers = {str(c.cid): c.text for c in result.candidates}
+        tasks = {}
+        for judge in judges:
+            pairs = [[c.first, c.second] for c in assignment.tasks.get(judge, ())]
+            check = [c.cid for c in result.candidates if c.peer_id != judge]
+            if pairs or check:
+                tasks[judge] = {
+                    "op": "judge",
+                    "round": result.round_id,
+                    "question": result.question,
+                    "answers": answers,
+                    "pairs": pairs,
+                    "check": check,
+                }
+        ballots, failed = await self._gather(
+            {j: (j, task) for j, task in tasks.items()}, self.config.judge_timeout_s
+        )
+        result.misses += [Miss(j, "judge", why) for j, why in failed.items()]
+        for judge, ballot in ballots.items():
+            task = tasks[judge]
+            try:
+                votes, verdicts = _read_ballot(ballot, task, result.round_id)
+            except ValueError as exc:
+                result.misses.append(Miss(judge, "judge", f"malformed ballot: {exc}"))
+                continue
+            result.ballots.append(ballot)
+            result.votes += votes
+            for cid, verdict in verdicts.items():
+                good, total = result.good.get(cid, (0, 0))
+                result.good[cid] = (good + (verdict == "GOOD"), total + 1)
+            if votes or verdicts:
+                result.judges[judge] = self.weights(judge)
+
+    def _aggregate(self, result: RoundResult, routed_best: int) -> None:
+        n = len(result.candidates)
+        if not result.votes:
+            result.winner, result.degraded = routed_best, "no judge voted: the best routed answer"
+            return
+        result.ranking = bradley_terry.fit(
+            n, result.votes, {j: result.judges[j] for j in {v.judge for v in result.votes}}
+        )
+        approved = [
+            cid
+            for cid in result.ranking.order
+            if result.good.get(cid, (0, 0))[1] == 0
+            or result.good[cid][0] / result.good[cid][1] >= self.config.good_threshold
+        ]
+        result.winner = approved[0] if approved else result.ranking.winner
+
+
+def _checked_reveal(round_id: str, answerer: Answerer, commitment: Statement, reveal: Statement) -> str:
+    """The revealed answer, if it is the one committed to; ValueError saying why not otherwise."""
+    c, r = commitment.body, reveal.body
+    if c.get("round") != round_id or c.get("model") != answerer.model:
+        raise ValueError("the commitment is for another round or model")
+    if r.get("round") != round_id or r.get("model") != answerer.model:
+        raise ValueError("the reveal is for another round or model")
+    answer, salt = r.get("answer"), r.get("salt")
+    if not isinstance(answer, str) or not isinstance(salt, str):
+        raise ValueError("the reveal is malformed")
+    if commitment_digest(round_id, answerer.model, salt, answer) != c.get("digest"):
+        raise ValueError("commitment mismatch: the revealed answer is not the one committed to")
+    return answer
+
+
+def _read_ballot(ballot: Statement, task: dict[str, Any], round_id: str) -> tuple[list[Vote], dict[int, str]]:
+    """The votes and verdicts of a ballot, checked against what the judge was asked; ValueError if off."""
+    body = ballot.body
+    if body.get("round") != round_id:
+        raise ValueError("a ballot for another round")
+    asked = [tuple(p) for p in task["pairs"]]
+    raw_votes = body.get("votes")
+    if not isinstance(raw_votes, list) or len(raw_votes) != len(asked):
+        raise ValueError(f"{len(asked)} pairs were asked")
+    votes = []
+    for entry, pair in zip(raw_votes, asked, strict=True):
+        if not isinstance(entry, list) or len(entry) != 3 or (entry[0], entry[1]) != pair:
+            raise ValueError(f"a vote on a pair that was not asked: {entry!r}")
+        if entry[2] is None:
+            continue  # the judge's model gave no readable answer: no vote
+        if entry[2] not in ("A", "B", "U"):
+            raise ValueError(f"a vote must be A, B or U, got {entry[2]!r}")
+        votes.append(Vote.from_preference(ballot.signer, pair[0], pair[1], entry[2]))
+    verdicts: dict[int, str] = {}
+    raw_verdicts = body.get("verdicts")
+    if not isinstance(raw_verdicts, dict) or {int(k) for k in raw_verdicts} - set(task["check"]):
+        raise ValueError("verdicts on answers that were not asked")
+    for cid, verdict in raw_verdicts.items():
+        if verdict is None:
+            continue
+        if verdict not in ("GOOD", "BAD"):
+            raise ValueError(f"a verdict must be GOOD or BAD, got {verdict!r}")
+        verdicts[int(cid)] = verdict
+    return votes, verdicts
