@@ -50,8 +50,9 @@ async def install_table(url: str, args: argparse.Namespace) -> list[str]:
     calibration = [i for s in splits.values() for i in s.calibration]
     store = ResultStore(args.store)
     models = await collect(url, calibration, store, concurrency=2)
-    vectors = MiniLMEmbedder().embed([i.question for i in calibration])
-    embed = {(i.dataset, i.id): v for i, v in zip(calibration, vectors, strict=True)}
+    everything = [i for s in splits.values() for i in (*s.calibration, *s.held_out)]
+    vectors = MiniLMEmbedder().embed([i.question for i in everything])  # evaluate() routes held-out ones too
+    embed = {(i.dataset, i.id): v for i, v in zip(everything, vectors, strict=True)}
     table, _ = evaluate(splits, store.outcomes(), models, embed, None, args.seed)
     async with AsyncClient(url) as client:
         await client.install_routing_table(json.loads(table.to_json()))
@@ -75,6 +76,8 @@ def score_round(item: Item, report: RoundReport, models: list[str]) -> dict[str,
     right = {c.id: grade(item, c.answer) for c in report.candidates}
     row = {m: float(right[by_model[m].id]) if m in by_model else 0.0 for m in models}
     row["consensus"] = float(right[report.candidate])
+    bt_winner = report.raw.get("bt_winner")
+    row["BT alone"] = float(right[bt_winner]) if bt_winner else row["consensus"]
     routed = report.routing.model if report.routing else report.model
     row["routed"] = float(right[by_model[routed].id]) if routed in by_model else 0.0
     # As the node's vote mode does: a tie goes to the expert the router ranked higher.
@@ -93,6 +96,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     timings: dict[str, list[float]] = defaultdict(list)
     walls, degraded = [], 0
+    args.rounds.parent.mkdir(parents=True, exist_ok=True)
+    kept = args.rounds.open("w")  # every round's full provenance, for a closer look afterwards
     async with AsyncClient(url, timeout=900) as client:
         for n, item in enumerate(items, 1):
             started = time.perf_counter()
@@ -102,6 +107,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
             walls.append(time.perf_counter() - started)
             report = answer.swarm
             assert isinstance(report, RoundReport)
+            kept.write(json.dumps({"dataset": item.dataset, "item": item.id, "swarm": report.raw}) + "\n")
             degraded += report.degraded is not None
             for phase in PHASES:
                 timings[phase].append(report.timings_ms.get(phase, 0.0))
@@ -115,7 +121,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
                     f"majority {np.mean([r['majority'] for r in done]):.1%}",
                     flush=True,
                 )
-    columns = ["consensus", "majority", "routed", *models, "oracle"]
+    kept.close()
+    columns = ["consensus", "BT alone", "majority", "routed", *models, "oracle"]
     print("\nheld-out accuracy, every column from the same rounds' answers (± is a 95% interval)")
     print(f"{'data set':10} {'n':>4} " + " ".join(f"{c[:14]:>14}" for c in columns))
     for name, group in rows.items():
@@ -149,6 +156,9 @@ def main() -> None:
     parser.add_argument("--node", help="an existing node to use instead of starting a testnet")
     parser.add_argument("--store", type=Path, default=Path.home() / ".swarm" / "bench" / "routing.jsonl")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rounds", type=Path, default=Path.home() / ".swarm" / "bench" / "consensus-rounds.jsonl"
+    )
     args = parser.parse_args()
     if args.node:
         trio.run(run, args, args.node)

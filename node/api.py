@@ -705,6 +705,8 @@ def _round_report(result: RoundResult, routed: dict[str, Any]) -> dict[str, Any]
         "answered_by": {"model": winner.model, "peer_id": winner.peer_id, "candidate": cid(winner.cid)},
         "degraded": result.degraded,
         "confidence": ranking.confidence if ranking else None,
+        # The strongest single candidate, whether or not others agreed with it (the winner pools agreement).
+        "bt_winner": cid(ranking.winner) if ranking else None,
         "majority": result.majority_answer,
         "candidates": [
             {

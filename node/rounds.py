@@ -12,7 +12,8 @@
    never a pair holding their own answer, plus a GOOD/BAD check of each
    answer that isn't theirs; they answer with a signed ballot.
 5. The votes, weighted by each judge's reputation, fit a Bradley-Terry model;
-   the strongest answer that most judges found GOOD wins.
+   among the answers most judges found GOOD, the one with the most strength
+   behind it wins (candidates saying the same thing pool their strength).
 
 Every phase has a deadline; a peer that misses one, or sends something that
 does not verify or parse, is left out of the round and recorded. A round
@@ -34,8 +35,9 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
-from ranking import bradley_terry, judging, majority, schedule
+from ranking import bradley_terry, judging, schedule
 from ranking.bradley_terry import Ranking, Vote
+from ranking.majority import majority, weighted_majority
 from routing.grading import spoken_answer
 from swarm.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 
@@ -334,7 +336,7 @@ class RoundService:
         if mode == "vote":
             phase = time.monotonic()
             # In routed order, so that a tie goes to the answer of the expert routed first.
-            chosen = majority.majority([spoken_answer(question, c.text) for c in routed])
+            chosen = majority([spoken_answer(question, c.text) for c in routed])
             result.majority_answer = chosen.answer if chosen else None
             result.winner = routed[chosen.supporters[0]].cid if chosen else routed_best
             if chosen is None:
@@ -350,7 +352,7 @@ class RoundService:
         result.timings_s["judging"] = time.monotonic() - phase
 
         phase = time.monotonic()
-        self._aggregate(result, routed_best)
+        self._aggregate(result, routed)
         result.timings_s["aggregation"] = time.monotonic() - phase
         return result
 
@@ -397,21 +399,33 @@ class RoundService:
             if votes or verdicts:
                 result.judges[judge] = self.weights(judge)
 
-    def _aggregate(self, result: RoundResult, routed_best: int) -> None:
-        n = len(result.candidates)
+    def _aggregate(self, result: RoundResult, routed: list[Candidate]) -> None:
+        """The winner: the answer with the most Bradley-Terry strength behind it, among the candidates
+        most judges found GOOD (all of them if none was), and its strongest candidate.
+
+        Candidates that say the same thing (the same option letter, the same first line) pool their
+        strength, so two weaker answers that agree can outweigh a stronger one alone; with answers all
+        different, it is the plain Bradley-Terry winner. Ties go to the expert the router ranked first.
+        """
         if not result.votes:
-            result.winner, result.degraded = routed_best, "no judge voted: the best routed answer"
+            result.winner, result.degraded = routed[0].cid, "no judge voted: the best routed answer"
             return
-        result.ranking = bradley_terry.fit(
-            n, result.votes, {j: result.judges[j] for j in {v.judge for v in result.votes}}
+        weights = {j: result.judges[j] for j in {v.judge for v in result.votes}}
+        ranking = result.ranking = bradley_terry.fit(len(result.candidates), result.votes, weights)
+        approved = {
+            c.cid
+            for c in routed
+            if result.good.get(c.cid, (0, 0))[1] == 0
+            or result.good[c.cid][0] / result.good[c.cid][1] >= self.config.good_threshold
+        } or {c.cid for c in routed}
+        said = [spoken_answer(result.question, c.text) or f"#{c.cid}" for c in routed]  # unread: on its own
+        pooled = weighted_majority(
+            said, [ranking.strengths[c.cid] if c.cid in approved else 0.0 for c in routed]
         )
-        approved = [
-            cid
-            for cid in result.ranking.order
-            if result.good.get(cid, (0, 0))[1] == 0
-            or result.good[cid][0] / result.good[cid][1] >= self.config.good_threshold
-        ]
-        result.winner = approved[0] if approved else result.ranking.winner
+        assert pooled is not None
+        result.winner = max(
+            (routed[i] for i in pooled.supporters), key=lambda c: ranking.strengths[c.cid]
+        ).cid
 
 
 def _checked_reveal(round_id: str, answerer: Answerer, commitment: Statement, reveal: Statement) -> str:

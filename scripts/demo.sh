@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job, from nothing: set up, start a local 3-node swarm (one model per node), ask node-0 a
-# question that only node-2's model answers (forwarded over libp2p), then stop the swarm.
+# The main job, from nothing: set up, start a local 3-node swarm (one model per node), ask it a question
+# as one model: the three experts answer, every node judges the others' answers, Bradley-Terry picks
+# the winner. Then stop the swarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,10 +14,9 @@ trap 'swarm testnet down --dir "$dir" || true; rm -rf "$dir"' EXIT
 
 swarm testnet up --nodes 3 --dir "$dir"
 gateway=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["url"])' "$dir/testnet.json")
-model=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))[2]["models"][0])' "$dir/testnet.json")
 echo
 swarm models --node "$gateway"
 echo
-echo "asking node-0 ($gateway) for $model, which only node-2 hosts:"
+echo "asking the swarm through node-0 ($gateway):"
 echo "Q: $question"
-swarm ask --node "$gateway" --model "$model" "$question"
+swarm ask --node "$gateway" --model swarm --max-tokens 64 "$question"

@@ -114,9 +114,10 @@ class Forger(RoundService):
 
     async def judge(self, body: dict[str, Any]) -> Statement:
         votes = [[a, b, "A"] for a, b in body["pairs"]]
-        signed = sign(self.identity, "ballot", {"round": body["round"], "votes": votes, "verdicts": {}})
-        votes = [[a, b, "B"] for a, b in body["pairs"]]
-        return Statement(signed.kind, signed.signer, {**signed.body, "votes": votes}, signed.signature)
+        verdicts = {str(cid): "GOOD" for cid in body["check"]}  # every judge checks some answers
+        signed = sign(self.identity, "ballot", {"round": body["round"], "votes": votes, "verdicts": verdicts})
+        changed = {cid: "BAD" for cid in verdicts}
+        return Statement(signed.kind, signed.signer, {**signed.body, "verdicts": changed}, signed.signature)
 
 
 class Scribbler(RoundService):
