@@ -23,14 +23,13 @@ import argparse
 import json
 import random
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import trio
 
+from bench.harness import DEFAULT_STORE, on_network
 from bench.routing import collect, evaluate, interval95, load_splits
 from ranking.majority import majority
 from routing.calibration import MAX_TOKENS, ResultStore
@@ -39,7 +38,6 @@ from routing.embeddings import MiniLMEmbedder
 from routing.grading import final_answer, grade
 from swarm.client import AsyncClient
 from swarm.types import RoundReport
-from testnet.testnet import Testnet
 
 PHASES = ("routing", "generation", "commit_reveal", "judging", "aggregation")
 
@@ -154,17 +152,13 @@ def main() -> None:
         "--questions", type=int, default=60, help="held-out questions, split over the data sets"
     )
     parser.add_argument("--node", help="an existing node to use instead of starting a testnet")
-    parser.add_argument("--store", type=Path, default=Path.home() / ".swarm" / "bench" / "routing.jsonl")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="graded answers, reused")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--rounds", type=Path, default=Path.home() / ".swarm" / "bench" / "consensus-rounds.jsonl"
     )
     args = parser.parse_args()
-    if args.node:
-        trio.run(run, args, args.node)
-        return
-    with tempfile.TemporaryDirectory() as directory, Testnet(3, directory=Path(directory) / "net") as net:
-        trio.run(run, args, net.nodes[0].url)
+    on_network(run, args)
 
 
 if __name__ == "__main__":

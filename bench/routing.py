@@ -24,7 +24,6 @@ import json
 import math
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,9 +31,9 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import trio
 
 from bench import routing_sim
+from bench.harness import DEFAULT_STORE, on_network
 from routing import datasets
 from routing.calibration import Outcome, ResultStore, calibrate, table_inputs
 from routing.clusters import DEFAULT_CLUSTERS, build_table, cluster_count
@@ -44,7 +43,6 @@ from routing.router import Expert, route
 from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm.client import AsyncClient
-from testnet.testnet import Testnet
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
 
@@ -222,7 +220,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="civics,medmcqa")
     parser.add_argument("--limit", type=int, help="questions per data set (default: all)")
     parser.add_argument("--node", help="an existing node to use instead of starting a testnet")
-    parser.add_argument("--store", type=Path, default=Path.home() / ".swarm" / "bench" / "routing.jsonl")
+    parser.add_argument("--store", type=Path, default=DEFAULT_STORE, help="graded answers, reused")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--trials", type=int, default=2000, help="simulated routing decisions per size")
@@ -230,11 +228,7 @@ def main() -> None:
     parser.add_argument("--budget-questions", type=int, default=12, help="real routed requests per budget")
     args = parser.parse_args()
     print(f"default K = {DEFAULT_CLUSTERS}")
-    if args.node:
-        trio.run(run, args, args.node)
-        return
-    with tempfile.TemporaryDirectory() as directory, Testnet(3, directory=Path(directory) / "net") as net:
-        trio.run(run, args, net.nodes[0].url)
+    on_network(run, args)
 
 
 if __name__ == "__main__":

@@ -401,7 +401,9 @@ class RoundService:
 
     def _aggregate(self, result: RoundResult, routed: list[Candidate]) -> None:
         """The winner: the answer with the most Bradley-Terry strength behind it, among the candidates
-        most judges found GOOD (all of them if none was), and its strongest candidate.
+        most of whose readable checks said GOOD (all of them if none has such checks), and its strongest
+        candidate. Approval needs evidence: a candidate nobody could check is not preferred over one a
+        judge found BAD, or a judge that can't answer the check would decide the round by its silence.
 
         Candidates that say the same thing (the same option letter, the same first line) pool their
         strength, so two weaker answers that agree can outweigh a stronger one alone; with answers all
@@ -415,8 +417,8 @@ class RoundService:
         approved = {
             c.cid
             for c in routed
-            if result.good.get(c.cid, (0, 0))[1] == 0
-            or result.good[c.cid][0] / result.good[c.cid][1] >= self.config.good_threshold
+            if result.good.get(c.cid, (0, 0))[1] > 0
+            and result.good[c.cid][0] / result.good[c.cid][1] >= self.config.good_threshold
         } or {c.cid for c in routed}
         said = [spoken_answer(result.question, c.text) or f"#{c.cid}" for c in routed]  # unread: on its own
         pooled = weighted_majority(

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from node.identity import Identity
-from node.rounds import Answerer, _checked_reveal, _read_ballot, commitment_digest
+from node.rounds import (
+    Answerer,
+    Candidate,
+    RoundResult,
+    RoundService,
+    _checked_reveal,
+    _read_ballot,
+    commitment_digest,
+)
 from node.statements import BadStatement, from_wire, sign
 from ranking.bradley_terry import Vote
 from routing.grading import spoken_answer
@@ -94,3 +102,35 @@ def test_spoken_answers_compare_equal_when_they_say_the_same() -> None:
     assert spoken_answer(mc, "B") == spoken_answer(mc, "The answer is B.") == "B"
     assert spoken_answer("What is the capital of France?", "Paris.\nIt is big.") == "paris"
     assert spoken_answer("What is the capital of France?", "  \n") is None
+
+
+def _round(peer: Identity, texts: list[str], votes: list[tuple[int, int, str]], good: dict) -> RoundResult:
+    result = RoundResult(round_id=ROUND, mode="consensus", question="Which?\nA. x\nB. y\nC. z\nD. w")
+    statement = sign(peer, "reveal", {})
+    result.candidates = [Candidate(i, f"m{i}", f"p{i}", t, statement, statement) for i, t in enumerate(texts)]
+    result.votes = [Vote("judge", a, b, outcome) for a, b, outcome in votes]  # type: ignore[arg-type]
+    result.judges = {"judge": 1.0}
+    result.good = good
+    return result
+
+
+def test_agreeing_answers_pool_their_strength_and_checks_need_evidence(peer: Identity) -> None:
+    service = RoundService(peer, None, {}, list)
+    # c0 beat c1 once: strengths 4/9, 2/9, 3/9. But c1 and c2 both answer B, and together outweigh it.
+    beaten = [(0, 1, "first")]
+    pooled = _round(peer, ["A", "B", "The answer is B"], beaten, {})
+    service._aggregate(pooled, pooled.candidates)
+    assert pooled.ranking is not None and pooled.ranking.winner == 0
+    assert pooled.winner == 2  # the stronger of the two that agree
+    # With all three answers different, the plain Bradley-Terry winner wins.
+    apart = _round(peer, ["A", "B", "C"], beaten, {})
+    service._aggregate(apart, apart.candidates)
+    assert apart.winner == 0
+    # A candidate found BAD loses to one found GOOD; one nobody could check is not preferred for that.
+    checked = _round(peer, ["A", "B", "C"], beaten, {0: (0, 2), 1: (1, 1)})
+    service._aggregate(checked, checked.candidates)
+    assert checked.winner == 1
+    # No votes at all: the best routed answer, flagged.
+    silent = _round(peer, ["A", "B"], [], {})
+    service._aggregate(silent, [silent.candidates[1], silent.candidates[0]])
+    assert silent.winner == 1 and silent.degraded == "no judge voted: the best routed answer"

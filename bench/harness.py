@@ -1,0 +1,24 @@
+"""What the benchmarks that need a network share: an existing node, or a fresh 3-node testnet."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import trio
+
+from testnet.testnet import Testnet
+
+# The graded answers of every model to the data sets, shared by bench.routing and bench.consensus.
+DEFAULT_STORE = Path.home() / ".swarm" / "bench" / "routing.jsonl"
+
+
+def on_network(run: Callable[[argparse.Namespace, str], Awaitable[None]], args: argparse.Namespace) -> None:
+    """`run(args, url)` against `args.node` if one was given, else a 3-node testnet of the offline models."""
+    if args.node:
+        trio.run(run, args, args.node)
+        return
+    with tempfile.TemporaryDirectory() as directory, Testnet(3, directory=Path(directory) / "net") as net:
+        trio.run(run, args, net.nodes[0].url)
