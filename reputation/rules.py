@@ -1,0 +1,108 @@
+"""The reputation rules, all in one place, with every parameter in `Rules`.
+
+Scores. Every peer has a score, its total reputation, between `floor` and
+`ceiling`. A peer the book has never heard of has score 0, not the prior: a new
+identity has no say until a proof-of-capability step credits it with `grant`,
+so a thousand fresh identities are worth nothing.
+
+Stakes. To answer or judge in a round a peer locks part of its free reputation
+(score minus what it has locked in open rounds): `answer_stake` or `judge_stake`
+of it. A peer whose free reputation is below `min_free` is not eligible and
+cannot lock. Every stake belongs to one (round, peer, role), and comes back
+when the round is settled or aborted.
+
+Settlement. When a round is settled each stake comes back with a reward or a
+loss that is a multiple of the stake itself, so the better staked, the more at
+play:
+- an answerer gains `answer_position * p * stake`, where p runs linearly from +1
+  for the top of the Bradley-Terry order to -1 for its bottom (0 when it was the
+  only candidate), plus `answer_good * (2g - 1) * stake`, where g is the share
+  of GOOD verdicts its answer got (0 when nobody could check it);
+- a judge gains `judge_agreement * (2a - 1) * stake`, where a is the share of its
+  decided votes that agree with the fitted order (0 when it decided none);
+- every missed deadline costs `missed_deadline * stake`, every malformed message
+  `malformed_message * stake`, of the peer's whole stake in that round. A peer with
+  no stake in the round is not touched: it was not chosen, so had no say.
+A peer's net loss in a round is at most its stake there, and never takes its
+score below the floor; its gain never takes it above the ceiling. Rewards are
+minted, not taken from others; decay is what keeps the total from drifting up.
+
+Decay. As time passes every known score moves toward `prior`, half the way in
+every `half_life_s` seconds, so old merit and old faults both fade. A score never
+decays below what the peer has locked, so a stake is always covered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Literal
+
+Role = Literal["answer", "judge"]
+ROLES: tuple[Role, ...] = ("answer", "judge")
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Every parameter of the reputation rules (see the module docstring for how they are used)."""
+
+    # Where decay pulls every known score: what a peer that has stopped playing ends up with.
+    prior: float = 10.0
+    # The bounds of a score. The floor is 0 so that a score is never negative.
+    floor: float = 0.0
+    ceiling: float = 100.0
+    # Seconds in which a score goes half the way to the prior: a week, slow next to rounds of seconds.
+    half_life_s: float = 7 * 24 * 3600.0
+    # Shares of free reputation locked to answer or to judge: small, so a peer can play many rounds at once.
+    answer_stake: float = 0.1
+    judge_stake: float = 0.05
+    # Free reputation below which a peer is not chosen; a tenth of the prior.
+    min_free: float = 1.0
+    # Multiples of the stake won (or lost) at the top (bottom) of the order and for all GOOD (all BAD).
+    answer_position: float = 0.5
+    answer_good: float = 0.5
+    # Multiple of the stake won by a judge always with the consensus, lost by one always against it.
+    judge_agreement: float = 0.5
+    # Multiples of the peer's stake in the round lost per missed deadline and per malformed message.
+    missed_deadline: float = 0.5
+    malformed_message: float = 0.25
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{f.name} must be finite and non-negative, got {value}")
+        if not self.floor <= self.prior <= self.ceiling or self.floor == self.ceiling:
+            raise ValueError("need floor <= prior <= ceiling and floor < ceiling")
+        if self.half_life_s == 0:
+            raise ValueError("half_life_s must be positive")
+        if not (0 < self.answer_stake <= 1 and 0 < self.judge_stake <= 1):
+            raise ValueError("stake fractions must lie in (0, 1]")
+
+    def stake_fraction(self, role: Role) -> float:
+        if role == "answer":
+            return self.answer_stake
+        if role == "judge":
+            return self.judge_stake
+        raise ValueError(f"role must be answer or judge, got {role!r}")
+
+    def decayed(self, score: float, elapsed_s: float) -> float:
+        """The score after elapsed_s seconds of decay toward the prior (none for elapsed_s <= 0)."""
+        if elapsed_s <= 0:
+            return score
+        keep = 0.5 ** (elapsed_s / self.half_life_s)
+        return self.prior + (score - self.prior) * keep
+
+    def answer_multiple(self, position: int, of: int, good_ratio: float | None) -> float:
+        """Multiple of its stake an answer at `position` (0 = top) of `of` candidates wins; negative loses."""
+        place = 0.0 if of <= 1 else 1 - 2 * position / (of - 1)
+        good = 0.0 if good_ratio is None else 2 * good_ratio - 1
+        return self.answer_position * place + self.answer_good * good
+
+    def judge_multiple(self, agreement: float | None) -> float:
+        """Multiple of its stake a judge wins for agreeing with the consensus; negative loses."""
+        return 0.0 if agreement is None else self.judge_agreement * (2 * agreement - 1)
+
+    def fault_multiple(self, missed: int, malformed: int) -> float:
+        """Multiple of a peer's stake in a round that its missed deadlines and malformed messages cost."""
+        return self.missed_deadline * missed + self.malformed_message * malformed
