@@ -274,8 +274,10 @@ def _models(args: argparse.Namespace) -> int:
     print(f"{'MODEL':32} {'BACKEND':12} {'CONTEXT':>8} {'TOK/S':>7} HOSTS")
     for card in cards:
         rate = f"{card.tokens_per_second:.1f}" if card.tokens_per_second else "-"
-        backend, context = card.backend or "-", card.context_length or 0
+        backend, context = card.backend or "-", card.context_length or "-"
         hosts = ", ".join(("this node" if h["local"] else str(h["peer_id"])[-8:]) for h in card.hosts)
+        if card.id == "swarm":
+            hosts = "the network as one model (--model swarm)"
         print(f"{card.id:32} {backend:12} {context:>8} {rate:>7} {hosts or '-'}")
     return 0
 
