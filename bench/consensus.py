@@ -30,21 +30,20 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import DEFAULT_STORE, on_network
-from bench.routing import collect, evaluate, interval95, load_splits
+from bench.routing import Split, collect, evaluate, interval95, load_splits
 from ranking.majority import majority
 from routing.calibration import MAX_TOKENS, ResultStore
 from routing.datasets import Item
 from routing.embeddings import MiniLMEmbedder
 from routing.grading import final_answer, grade
 from swarm.client import AsyncClient
-from swarm.types import RoundReport
+from swarm.types import SWARM_MODEL, RoundReport
 
 PHASES = ("routing", "generation", "commit_reveal", "judging", "aggregation")
 
 
-async def install_table(url: str, args: argparse.Namespace) -> list[str]:
+async def install_table(url: str, splits: dict[str, Split], args: argparse.Namespace) -> list[str]:
     """Route with a table built from the calibration parts only (answers asked and stored if missing)."""
-    splits = load_splits(args.datasets.split(","), None, args.seed)
     calibration = [i for s in splits.values() for i in s.calibration]
     store = ResultStore(args.store)
     models = await collect(url, calibration, store, concurrency=2)
@@ -57,8 +56,7 @@ async def install_table(url: str, args: argparse.Namespace) -> list[str]:
     return models
 
 
-def held_out(args: argparse.Namespace) -> list[Item]:
-    splits = load_splits(args.datasets.split(","), None, args.seed)
+def held_out(splits: dict[str, Split], args: argparse.Namespace) -> list[Item]:
     per_set = max(1, args.questions // len(splits))
     chosen = []
     for split in splits.values():
@@ -88,8 +86,9 @@ def score_round(item: Item, report: RoundReport, models: list[str]) -> dict[str,
 
 
 async def run(args: argparse.Namespace, url: str) -> None:
-    models = await install_table(url, args)
-    items = held_out(args)
+    splits = load_splits(args.datasets.split(","), None, args.seed)
+    models = await install_table(url, splits, args)
+    items = held_out(splits, args)
     print(f"{len(items)} held-out questions of {args.datasets}, one consensus round each", flush=True)
     rows: dict[str, list[dict[str, float]]] = defaultdict(list)
     timings: dict[str, list[float]] = defaultdict(list)
@@ -100,7 +99,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         for n, item in enumerate(items, 1):
             started = time.perf_counter()
             answer = await client.chat(
-                list(item.messages), model="swarm", max_tokens=MAX_TOKENS[item.kind], temperature=0
+                list(item.messages), model=SWARM_MODEL, max_tokens=MAX_TOKENS[item.kind], temperature=0
             )
             walls.append(time.perf_counter() - started)
             report = answer.swarm

@@ -43,6 +43,7 @@ from routing.router import Expert, route
 from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm.client import AsyncClient
+from swarm.types import SWARM_MODEL
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
 
@@ -66,7 +67,7 @@ def load_splits(names: Sequence[str], limit: int | None, seed: int) -> dict[str,
 async def collect(url: str, items: list[Item], store: ResultStore, concurrency: int) -> list[str]:
     """Every model's graded answer to every item, asked through the node (resuming from the store)."""
     async with AsyncClient(url, timeout=600) as client:
-        models = sorted(card.id for card in await client.models() if card.id != "swarm")
+        models = sorted(card.id for card in await client.models() if card.id != SWARM_MODEL)
 
         async def ask(model: str, item: Item, max_tokens: int) -> str:
             return (
@@ -162,11 +163,11 @@ async def real_budgets(url: str, items: list[Item], budgets: Sequence[float]) ->
             times, refused, experts, promised = [], 0, [], []
             for item in items:
                 body = {
-                    "model": "swarm",
+                    "model": SWARM_MODEL,
                     "messages": [{"role": "user", "content": item.question}],
                     "max_tokens": 32,
                     "temperature": 0,
-                    "swarm": {"max_latency_s": budget},
+                    "swarm": {"mode": "route", "max_latency_s": budget},
                 }
                 started = time.perf_counter()
                 response = await http.post("/v1/chat/completions", json=body)

@@ -33,17 +33,17 @@ from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm import __version__
 from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, Usage, to_wire
+from swarm.types import SWARM_MODEL
 
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .metrics import NodeMetrics
 from .network import NetworkService, RemoteModel
-from .rounds import Answerer, RoundError, RoundResult, RoundService
+from .rounds import Answerer, Mode, RoundError, RoundResult, RoundService
 from .router import Router, experts
 from .transport import PeerUnavailable, RemoteError, RequestTimeout
 
 DEFAULT_MAX_TOKENS = 256
-SWARM_MODEL = "swarm"  # the network as one model: the router picks who answers
 ROUND_EXPERTS = 3  # answerers in a consensus or vote round unless the request says otherwise
 CHARS_PER_TOKEN = 4  # to estimate a prompt's tokens before any engine has tokenised it
 FALLBACK_REASON = "answers: none is predicted right, and it ranks best of those within budget"
@@ -224,8 +224,7 @@ class NodeState:
         remote = self.network.table.models() if self.network else {}
         return sorted(set(self.models) | set(remote))
 
-    async def route(self, body: SamplingFields, request: GenerationRequest) -> RouteDecision:
-        options = body.swarm or SwarmOptions()
+    async def route(self, question: str, request: GenerationRequest, options: SwarmOptions) -> RouteDecision:
         if self.router is None:
             raise APIError(404, "this node does not route: no model 'swarm' here", code="model_not_found")
         if options.mode != "route" and self.rounds is None:
@@ -236,10 +235,10 @@ class NodeState:
                 param="swarm.mode",
             )
         decision = await self.router.decide(
-            body.question(),
+            question,
             experts(self.models, self.network.table if self.network else None),
             options.budget(),
-            prompt_tokens=math.ceil(len(body.question()) / CHARS_PER_TOKEN),
+            prompt_tokens=math.ceil(len(question) / CHARS_PER_TOKEN),
             max_tokens=request.max_tokens,
         )
         if decision.best is None:
@@ -336,12 +335,12 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         if body.model == SWARM_MODEL:
             options = body.swarm or SwarmOptions()
             started = time.perf_counter()
-            decision = await state.route(body, request)
+            decision = await state.route(body.question(), request, options)
             elapsed = time.perf_counter() - started
             metrics.route_decision.observe(elapsed)
             report = _route_report(decision, options, elapsed, state.node_id)
             if options.mode != "route":
-                return await _round(body, chat, request, decision, report)
+                return await _round(body, options.mode, chat, request, decision, report)
             request = dataclasses.replace(request, model=decision.best.model)  # type: ignore[union-attr]
             metrics.routed.labels(request.model).inc()
         elif body.swarm is not None:
@@ -373,14 +372,18 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         return JSONResponse(body_json)
 
     async def _round(
-        body: SamplingFields, chat: bool, request: GenerationRequest, decision: RouteDecision, routed: dict
+        body: SamplingFields,
+        mode: Mode,
+        chat: bool,
+        request: GenerationRequest,
+        decision: RouteDecision,
+        routed: dict,
     ) -> Response:
         """A consensus or vote round over the experts the router chose; the winner answers."""
         assert state.rounds is not None  # state.route refuses round modes without it
-        mode = (body.swarm or SwarmOptions()).mode
         answerers = [Answerer(e.model, e.peer_id or state.rounds.peer_id) for e in decision.team]
         try:
-            result = await state.rounds.run(request, body.question(), answerers, mode)  # type: ignore[arg-type]
+            result = await state.rounds.run(request, body.question(), answerers, mode)
         except RoundError as exc:
             raise APIError(503, str(exc), type="service_unavailable", code="no_answer") from exc
         for phase, seconds in result.timings_s.items():

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from routing.table import ClusterTable
+from routing.table import ClusterTable, replaces
 from swarm import __version__
 from swarm.records import (
     Generation,
@@ -250,9 +250,8 @@ class NetworkService:
             log.info("new peer %s hosting %s", sender, ", ".join(m.name for m in info.models) or "nothing")
         self.transport.add_addresses(sender, list(info.addrs))
         if self.router is not None and info.table_version is not None:
-            held = self.router.table
             offered = (info.table_created_at, info.table_version)
-            if (held is None or offered > held.precedence) and info.table_version not in self._pulling:
+            if replaces(offered, self.router.table) and info.table_version not in self._pulling:
                 self._pulling.add(info.table_version)
                 self.nursery.start_soon(self._pull_table, sender, info.table_version)
 

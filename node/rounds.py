@@ -51,6 +51,8 @@ from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 log = logging.getLogger("swarm.rounds")
 
 ROUND_PROTOCOL = "/swarm/round/1.0.0"
+# Each operation of the protocol, and the kind of statement that answers it.
+STATEMENT_KINDS = {"commit": "commitment", "reveal": "reveal", "judge": "ballot"}
 Mode = Literal["consensus", "vote"]
 K = TypeVar("K")
 
@@ -155,13 +157,16 @@ class RoundService:
 
     # ---- the answerer's and the judge's side
 
-    async def _serve(self, sender: str, body: dict[str, Any]) -> Any:
+    async def _handle(self, body: dict[str, Any]) -> Statement:
+        """One operation asked of this node, by a peer or by this node as gateway."""
         op = body.get("op")
-        handler = {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}.get(str(op))
+        if op not in STATEMENT_KINDS:
+            raise InvalidRequest(f"unknown round operation {op!r}")
+        return await {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}[op](body)
+
+    async def _serve(self, sender: str, body: dict[str, Any]) -> Any:
         try:
-            if handler is None:
-                raise InvalidRequest(f"unknown round operation {op!r}")
-            yield {"statement": (await handler(body)).to_wire()}
+            yield {"statement": (await self._handle(body)).to_wire()}
         except (InvalidRequest, EngineError, QueueFull, KeyError, TypeError, ValueError) as exc:
             yield {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -229,16 +234,14 @@ class RoundService:
 
     async def _call(self, peer_id: str, body: dict[str, Any], timeout: float) -> Statement:
         """One operation on a peer, or on this node directly; returns the statement, verified."""
-        kind = {"commit": "commitment", "reveal": "reveal", "judge": "ballot"}[body["op"]]
         if peer_id == self.peer_id:
             with trio.fail_after(timeout):
-                handler = {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}[body["op"]]
-                return await handler(body)
+                return await self._handle(body)
         assert self.transport is not None
         reply = await self.transport.request(peer_id, ROUND_PROTOCOL, body, timeout=timeout)
         if "error" in reply:
             raise RemoteError(str(reply["error"]))
-        return from_wire(reply.get("statement"), kind=kind, signer=peer_id)
+        return from_wire(reply.get("statement"), kind=STATEMENT_KINDS[body["op"]], signer=peer_id)
 
     async def _gather(
         self, calls: Mapping[K, tuple[str, dict[str, Any]]], timeout: float

@@ -18,6 +18,13 @@ import numpy as np
 FORMAT = 1
 
 
+def replaces(precedence: tuple[float, str], held: ClusterTable | None) -> bool:
+    """Whether a table of this (built at, version) replaces the one held: the newer wins, and the version
+    breaks a tie, so every peer converges on the same table whatever order the tables reach it in.
+    Peers judge an announced table by its precedence alone, before fetching it."""
+    return held is None or precedence > held.precedence
+
+
 @dataclass(frozen=True, eq=False)
 class ClusterTable:
     """Calibration results grouped by semantic cluster.
@@ -123,9 +130,7 @@ class ClusterTable:
         return (self.created_at, self.version)
 
     def supersedes(self, other: ClusterTable | None) -> bool:
-        """Whether this table replaces `other`: the newer wins, and the version breaks a tie, so every
-        peer converges on the same table whatever order the tables reach it in."""
-        return other is None or self.precedence > other.precedence
+        return replaces(self.precedence, other)
 
     def to_json(self) -> str:
         return json.dumps({**self._content(), "version": self.version})

@@ -32,8 +32,7 @@ from routing.table import ClusterTable
 from .client import AsyncClient
 from .config import default_data_dir
 from .errors import SwarmError
-
-SWARM_MODEL = "swarm"
+from .types import SWARM_MODEL
 
 
 def default_store() -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import config as node_config
 from .client import DEFAULT_URL, Client
 from .errors import SwarmError
-from .types import RoundReport, RouteReport, SwarmOptions
+from .types import SWARM_MODEL, RoundReport, RouteReport, SwarmOptions
 
 
 def _add_node_start(commands: argparse._SubParsersAction) -> None:
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _ask(args: argparse.Namespace) -> int:
     swarm_flags = (args.mode, args.experts, args.max_latency, args.max_cost)
     budget = any(flag is not None for flag in swarm_flags)
-    if budget and args.model != "swarm":
+    if budget and args.model != SWARM_MODEL:
         raise node_config.ConfigError(
             "--mode, --experts, --max-latency and --max-cost apply to --model swarm"
         )
@@ -276,7 +276,7 @@ def _models(args: argparse.Namespace) -> int:
         rate = f"{card.tokens_per_second:.1f}" if card.tokens_per_second else "-"
         backend, context = card.backend or "-", card.context_length or "-"
         hosts = ", ".join(("this node" if h["local"] else str(h["peer_id"])[-8:]) for h in card.hosts)
-        if card.id == "swarm":
+        if card.id == SWARM_MODEL:
             hosts = "the network as one model (--model swarm)"
         print(f"{card.id:32} {backend:12} {context:>8} {rate:>7} {hosts or '-'}")
     return 0

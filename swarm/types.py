@@ -21,6 +21,9 @@ def _usage(body: dict[str, Any]) -> Usage | None:
     return Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
 
+SWARM_MODEL = "swarm"  # the network as one model: the router and the peers decide who answers
+
+
 @dataclass(frozen=True)
 class SwarmOptions:
     """How the network answers a request to the model `swarm`, and within what budget."""
