@@ -35,9 +35,9 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
-from ranking import bradley_terry, judging, schedule
+from ranking import aggregate, judging, schedule
 from ranking.bradley_terry import Ranking, Vote
-from ranking.majority import majority, weighted_majority
+from ranking.majority import majority
 from routing.grading import spoken_answer
 from swarm.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 
@@ -64,7 +64,8 @@ class RoundConfig:
     judge_timeout_s: float = 300.0
     judge_max_tokens: int = 8
     full_schedule_up_to: int = 5  # candidates; beyond, the sparse ~3n schedule
-    good_threshold: float = 0.5  # a winner must be found GOOD by at least this share of its checks
+    # A winner must be found GOOD by at least this share of its checks.
+    good_threshold: float = aggregate.GOOD_THRESHOLD
     pending_ttl_s: float = 900.0  # how long an answerer keeps an unrevealed answer
 
 
@@ -403,34 +404,20 @@ class RoundService:
                 result.judges[judge] = self.weights(judge)
 
     def _aggregate(self, result: RoundResult, routed: list[Candidate]) -> None:
-        """The winner: the answer with the most Bradley-Terry strength behind it, among the candidates
-        most of whose readable checks said GOOD (all of them if none has such checks), and its strongest
-        candidate. Approval needs evidence: a candidate nobody could check is not preferred over one a
-        judge found BAD, or a judge that can't answer the check would decide the round by its silence.
-
-        Candidates that say the same thing (the same option letter, the same first line) pool their
-        strength, so two weaker answers that agree can outweigh a stronger one alone; with answers all
-        different, it is the plain Bradley-Terry winner. Ties go to the expert the router ranked first.
-        """
+        """The winner by `ranking.aggregate.decide`; with no votes, the best routed answer."""
         if not result.votes:
             result.winner, result.degraded = routed[0].cid, "no judge voted: the best routed answer"
             return
-        weights = {j: result.judges[j] for j in {v.judge for v in result.votes}}
-        ranking = result.ranking = bradley_terry.fit(len(result.candidates), result.votes, weights)
-        approved = {
-            c.cid
-            for c in routed
-            if result.good.get(c.cid, (0, 0))[1] > 0
-            and result.good[c.cid][0] / result.good[c.cid][1] >= self.config.good_threshold
-        } or {c.cid for c in routed}
-        said = [spoken_answer(result.question, c.text) or f"#{c.cid}" for c in routed]  # unread: on its own
-        pooled = weighted_majority(
-            said, [ranking.strengths[c.cid] if c.cid in approved else 0.0 for c in routed]
+        said = [spoken_answer(result.question, c.text) or f"#{c.cid}" for c in result.candidates]
+        decision = aggregate.decide(
+            said,
+            result.votes,
+            result.judges,
+            result.good,
+            [c.cid for c in routed],
+            good_threshold=self.config.good_threshold,
         )
-        assert pooled is not None
-        result.winner = max(
-            (routed[i] for i in pooled.supporters), key=lambda c: ranking.strengths[c.cid]
-        ).cid
+        result.winner, result.ranking = decision.winner, decision.ranking
 
 
 def _checked_reveal(round_id: str, answerer: Answerer, commitment: Statement, reveal: Statement) -> str:

@@ -79,7 +79,24 @@ class ReputationBook:
         free = self.free(peer)
         return free > 0 and free >= rules.min_free
 
+    def bootstrapping(self, rules: Rules) -> bool:
+        """Whether no peer at all is eligible yet: the network's first moments, before anyone has proved
+        anything, when the first challenges are accepted from anyone."""
+        return not any(self.eligible(peer, "answer", rules) for peer in self._scores)
+
     # Changing
+
+    def adjust(self, peer: str, delta: float, rules: Rules) -> float:
+        """Move a peer's score by `delta` within the floor and ceiling, never below what it has locked;
+        returns the change made. A loss for a peer the book does not know leaves it unknown, so failing
+        a challenge does not start the decay toward the prior that would give a failed identity a say."""
+        if peer not in self._scores and delta <= 0:
+            return 0.0
+        score = self.score(peer)
+        low = max(min(score, rules.floor), self.locked(peer))
+        new = min(max(score + delta, low), max(score, rules.ceiling))
+        self._scores[peer] = new
+        return new - score
 
     def grant(self, peer: str, amount: float, rules: Rules) -> float:
         """Credit a peer (proof of capability passed), up to the ceiling; returns its new score."""

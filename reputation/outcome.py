@@ -7,10 +7,11 @@ book needs nothing else to settle the round.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ranking.bradley_terry import TIE_DIGITS, Ranking, Vote
+from reputation.rules import ROLES, Role
 
 
 def _share(name: str, value: float | None) -> None:
@@ -46,21 +47,60 @@ class JudgeOutcome:
 @dataclass(frozen=True, slots=True)
 class RoundOutcome:
     """Per peer: how its answer placed, how its votes agreed, and how many deadlines it missed and
-    malformed messages it sent (counts of 0 may be left out)."""
+    malformed messages it sent (counts of 0 may be left out). `chosen` names the roles each peer was
+    given, for those who dropped out before their answer or ballot counted; the peers in `answerers`
+    and `judges` were chosen for those roles without saying so."""
 
     round_id: str
     answerers: Mapping[str, AnswerOutcome] = field(default_factory=dict)
     judges: Mapping[str, JudgeOutcome] = field(default_factory=dict)
     missed: Mapping[str, int] = field(default_factory=dict)
     malformed: Mapping[str, int] = field(default_factory=dict)
+    chosen: Mapping[str, tuple[Role, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, counts in (("missed", self.missed), ("malformed", self.malformed)):
             if any(n < 0 for n in counts.values()):
                 raise ValueError(f"{name} counts must be non-negative")
+        if any(role not in ROLES for roles in self.chosen.values() for role in roles):
+            raise ValueError(f"roles must be among {ROLES}")
+
+    def roles(self) -> dict[str, tuple[Role, ...]]:
+        """Every chosen peer's roles, in a fixed order."""
+        roles: dict[str, set[Role]] = {}
+        for peer, given in self.chosen.items():
+            roles.setdefault(peer, set()).update(given)
+        for peer in self.answerers:
+            roles.setdefault(peer, set()).add("answer")
+        for peer in self.judges:
+            roles.setdefault(peer, set()).add("judge")
+        return {peer: tuple(r for r in ROLES if r in given) for peer, given in sorted(roles.items())}
 
     def peers(self) -> set[str]:
-        return {*self.answerers, *self.judges, *self.missed, *self.malformed}
+        return {*self.answerers, *self.judges, *self.missed, *self.malformed, *self.chosen}
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeAnswer:
+    """One graded challenge answer; `chance` is what a blind guess gets right (1/options, or 0)."""
+
+    item: str
+    correct: bool
+    chance: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.chance < 1:
+            raise ValueError(f"chance must lie in [0, 1), got {self.chance}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeOutcome:
+    """A proof-of-capability challenge: `challenger` asked `peer` and graded its answers."""
+
+    challenge_id: str
+    challenger: str
+    peer: str
+    answers: tuple[ChallengeAnswer, ...]
 
 
 def judge_agreement(judge: str, votes: Iterable[Vote], ranking: Ranking) -> float | None:
@@ -79,3 +119,35 @@ def judge_agreement(judge: str, votes: Iterable[Vote], ranking: Ranking) -> floa
         decided += 1
         agreed += rank[winner] < rank[loser]
     return None if decided == 0 else agreed / decided
+
+
+def round_outcome(
+    round_id: str,
+    authors: Sequence[str],
+    ranking: Ranking | None,
+    good: Mapping[int, tuple[int, int]],
+    votes: Sequence[Vote],
+    *,
+    missed: Mapping[str, int] | None = None,
+    malformed: Mapping[str, int] | None = None,
+    chosen: Mapping[str, tuple[Role, ...]] | None = None,
+) -> RoundOutcome:
+    """The outcome of a round whose candidate `cid` was written by `authors[cid]`: each author by its best
+    placed candidate (all level when there was no ranking), each judge that voted by its agreement."""
+    answerers: dict[str, AnswerOutcome] = {}
+    place = (
+        {cid: i for i, cid in enumerate(ranking.order)} if ranking else dict.fromkeys(range(len(authors)), 0)
+    )
+    of = len(authors) if ranking else 1
+    for cid in sorted(range(len(authors)), key=lambda c: place[c]):
+        if authors[cid] not in answerers:
+            checks = good.get(cid, (0, 0))
+            ratio = checks[0] / checks[1] if checks[1] else None
+            answerers[authors[cid]] = AnswerOutcome(place[cid], of, ratio)
+    judges = {
+        judge: JudgeOutcome(judge_agreement(judge, votes, ranking) if ranking else None)
+        for judge in sorted({v.judge for v in votes})
+    }
+    return RoundOutcome(
+        round_id, answerers, judges, dict(missed or {}), dict(malformed or {}), dict(chosen or {})
+    )

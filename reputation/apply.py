@@ -1,0 +1,53 @@
+"""How one ledger entry moves the book: a round settled, or a challenge graded.
+
+Each entry is applied in one step, stakes locked and settled together, so the
+book between entries holds no open stakes: a round that crashed before its
+entry was written simply never happened for the book, and an entry applied
+twice changes nothing the second time (its id is closed). Applying the same
+entries in the same order gives the same book on every node.
+"""
+
+from __future__ import annotations
+
+from reputation.book import ReputationBook
+from reputation.outcome import ChallengeOutcome, RoundOutcome
+from reputation.rules import Rules
+
+
+def has_say(book: ReputationBook, peer: str, rules: Rules) -> bool:
+    """Whether what `peer` writes (a round as gateway, a challenge as challenger) counts: it is eligible,
+    or nobody is yet."""
+    return book.eligible(peer, "answer", rules) or book.bootstrapping(rules)
+
+
+def apply_round(
+    book: ReputationBook, gateway: str, outcome: RoundOutcome, rules: Rules, at: float
+) -> dict[str, float]:
+    """Stake every chosen peer that is eligible, then settle; returns the changes of score. A round whose
+    gateway has no say is closed with no change."""
+    if book.is_closed(outcome.round_id):
+        return {}
+    book.decay(at, rules)
+    if not has_say(book, gateway, rules):
+        book.abort(outcome.round_id)
+        return {}
+    for peer, roles in outcome.roles().items():
+        for role in roles:
+            # One not eligible has no stake, so the round neither pays nor costs it.
+            if book.eligible(peer, role, rules):
+                book.lock(outcome.round_id, peer, role, rules)
+    return book.settle(outcome, rules, at)
+
+
+def apply_challenge(book: ReputationBook, challenge: ChallengeOutcome, rules: Rules, at: float) -> float:
+    """Credit or debit the challenged peer for its graded answers; returns the change of its score. Counts
+    only once, only from a challenger with say, and never on the challenger itself."""
+    if book.is_closed(challenge.challenge_id):
+        return 0.0
+    book.decay(at, rules)
+    delta = 0.0
+    if challenge.challenger != challenge.peer and has_say(book, challenge.challenger, rules):
+        change = sum(rules.challenge_change(a.correct, a.chance) for a in challenge.answers)
+        delta = book.adjust(challenge.peer, change, rules)
+    book.abort(challenge.challenge_id)  # no stakes: this only closes it
+    return delta
