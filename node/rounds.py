@@ -23,7 +23,6 @@ returned as is, and with no usable votes the best routed answer wins.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import secrets
@@ -42,10 +41,9 @@ from routing.grading import spoken_answer
 from swarm.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 
 from .engines.base import EngineError
-from .envelope import canonical
 from .hosting import HostedModel, InvalidRequest, QueueFull
 from .identity import Identity
-from .statements import BadStatement, Statement, from_wire, sign
+from .statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 
 log = logging.getLogger("swarm.rounds")
@@ -116,12 +114,6 @@ class RoundResult:
     @property
     def answer(self) -> Candidate | None:
         return None if self.winner is None else self.candidates[self.winner]
-
-
-def commitment_digest(round_id: str, model: str, salt: str, answer: str) -> str:
-    return hashlib.sha256(
-        canonical({"round": round_id, "model": model, "salt": salt, "answer": answer})
-    ).hexdigest()
 
 
 class RoundError(Exception):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,3 +68,10 @@ def from_wire(data: Any, *, kind: str, signer: str | None = None) -> Statement:
     if not statement.verified():
         raise BadStatement(f"the signature of a {kind} statement from {statement.signer} does not verify")
     return statement
+
+
+def commitment_digest(round_id: str, model: str, salt: str, answer: str) -> str:
+    """What a commitment commits to: the answer, hidden behind a salt until it is revealed."""
+    return hashlib.sha256(
+        canonical({"round": round_id, "model": model, "salt": salt, "answer": answer})
+    ).hexdigest()

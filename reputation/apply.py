@@ -47,7 +47,10 @@ def apply_challenge(book: ReputationBook, challenge: ChallengeOutcome, rules: Ru
     book.decay(at, rules)
     delta = 0.0
     if challenge.challenger != challenge.peer and has_say(book, challenge.challenger, rules):
-        change = sum(rules.challenge_change(a.correct, a.chance) for a in challenge.answers)
-        delta = book.adjust(challenge.peer, change, rules)
+        for answer in challenge.answers:
+            score = book.score(challenge.peer)
+            delta += book.adjust(
+                challenge.peer, rules.challenge_change(answer.correct, answer.chance, score), rules
+            )
     book.abort(challenge.challenge_id)  # no stakes: this only closes it
     return delta

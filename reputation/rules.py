@@ -29,11 +29,13 @@ minted, not taken from others; decay is what keeps the total from drifting up.
 
 Challenges (proof of capability). A challenge asks a peer calibration
 questions with checkable answers. Each right answer earns
-`challenge_credit * (1 - chance)` and each wrong one costs
-`challenge_penalty + challenge_credit * chance`, where chance is what a blind
-guess gets right (1/options for multiple choice, 0 for a free answer), so
-guessing loses on average and a peer that keeps failing drains below
-`min_free`. Challenge results move the score directly (no stake), within the
+`challenge_credit * (1 - chance)`; each wrong one costs
+`challenge_credit * chance` plus `challenge_penalty` of the peer's score,
+where chance is what a blind guess gets right (1/options for multiple choice,
+0 for a free answer). So guessing loses on average, a peer's score settles
+where its credits balance its losses (higher the more often it is right), and
+a peer that keeps failing loses its score geometrically, and its eligibility
+with it. Challenge results move the score directly (no stake), within the
 floor and ceiling. They count only when the challenger is itself eligible, or
 while no peer at all is (the network's bootstrap), and never on oneself.
 
@@ -80,9 +82,10 @@ class Rules:
     # Multiples of the peer's stake in the round lost per missed deadline and per malformed message.
     missed_deadline: float = 0.5
     malformed_message: float = 0.25
-    # Reputation a right challenge answer earns (chance-adjusted), and a wrong one costs beyond its chance.
+    # Reputation a right challenge answer earns (chance-adjusted): one right free answer makes a peer
+    # eligible. A wrong one also costs this share of the peer's score.
     challenge_credit: float = 2.0
-    challenge_penalty: float = 0.25
+    challenge_penalty: float = 0.1
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -120,13 +123,14 @@ class Rules:
         """Multiple of its stake a judge wins for agreeing with the consensus; negative loses."""
         return 0.0 if agreement is None else self.judge_agreement * (2 * agreement - 1)
 
-    def challenge_change(self, correct: bool, chance: float) -> float:
-        """The change of score for one challenge answer; `chance` is a blind guess's odds of being right."""
+    def challenge_change(self, correct: bool, chance: float, score: float) -> float:
+        """The change of a peer's score for one challenge answer; `chance` is a blind guess's odds of
+        being right."""
         if not 0 <= chance < 1:
             raise ValueError(f"chance must lie in [0, 1), got {chance}")
         if correct:
             return self.challenge_credit * (1 - chance)
-        return -(self.challenge_penalty + self.challenge_credit * chance)
+        return -(self.challenge_penalty * score + self.challenge_credit * chance)
 
     def fault_multiple(self, missed: int, malformed: int) -> float:
         """Multiple of a peer's stake in a round that its missed deadlines and malformed messages cost."""

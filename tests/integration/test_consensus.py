@@ -20,8 +20,8 @@ import trio
 import swarm
 from node.identity import Identity
 from node.ports import free_port
-from node.rounds import Answerer, RoundConfig, RoundService, commitment_digest
-from node.statements import Statement, from_wire, sign
+from node.rounds import Answerer, RoundConfig, RoundService
+from node.statements import Statement, commitment_digest, from_wire, sign
 from node.transport import Transport
 from swarm.records import GenerationRequest, Message
 from testnet.testnet import Testnet

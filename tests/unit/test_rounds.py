@@ -14,9 +14,8 @@ from node.rounds import (
     RoundService,
     _checked_reveal,
     _read_ballot,
-    commitment_digest,
 )
-from node.statements import BadStatement, from_wire, sign
+from node.statements import BadStatement, commitment_digest, from_wire, sign
 from ranking.bradley_terry import Vote
 from routing.grading import spoken_answer
 
