@@ -148,14 +148,20 @@ class Ledger:
     def add(self, entry: LedgerEntry) -> Added:
         return self.add_many([entry])[0]
 
-    def add_many(self, entries: Iterable[LedgerEntry]) -> list[Added]:
-        """Take checked entries (`entry.from_wire`) in any order, storing the new ones in one transaction;
-        BadEntry for the first that breaks its chain (those before it are kept)."""
+    def add_many(self, entries: Iterable[LedgerEntry], rejected: list[BadEntry] | None = None) -> list[Added]:
+        """Take checked entries (`entry.from_wire`) in any order, storing the new ones in one transaction.
+        An entry that breaks its chain raises BadEntry (those before it are kept), or with `rejected`
+        given is put there and the rest taken."""
         results: list[Added] = []
         new: list[LedgerEntry] = []
         try:
             for entry in entries:
-                results.append(self._take(entry, new))
+                try:
+                    results.append(self._take(entry, new))
+                except BadEntry as exc:
+                    if rejected is None:
+                        raise
+                    rejected.append(exc)
         finally:
             self._store(new)
         return results

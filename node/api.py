@@ -37,6 +37,7 @@ from swarm.types import SWARM_MODEL
 
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
+from .ledger import LedgerService
 from .metrics import NodeMetrics
 from .network import NetworkService, RemoteModel
 from .rounds import Answerer, Mode, RoundError, RoundResult, RoundService
@@ -192,10 +193,12 @@ class NodeState:
         network: NetworkService | None = None,
         router: Router | None = None,
         rounds: RoundService | None = None,
+        ledger: LedgerService | None = None,
     ) -> None:
         self.models = models
         self.router = router
         self.rounds = rounds
+        self.ledger = ledger
         self.metrics = metrics
         self.api_keys = tuple(k.encode() for k in api_keys)
         self.network = network
@@ -224,6 +227,10 @@ class NodeState:
         remote = self.network.table.models() if self.network else {}
         return sorted(set(self.models) | set(remote))
 
+    def _may_answer(self, peer_id: str | None) -> bool:
+        assert self.ledger is not None
+        return self.ledger.may(peer_id or self.ledger.identity.peer_id, "answer")
+
     async def route(self, question: str, request: GenerationRequest, options: SwarmOptions) -> RouteDecision:
         if self.router is None:
             raise APIError(404, "this node does not route: no model 'swarm' here", code="model_not_found")
@@ -234,9 +241,19 @@ class NodeState:
                 code="mode_unsupported",
                 param="swarm.mode",
             )
+        table = self.network.table if self.network else None
+        everyone = experts(self.models, table)
+        in_reach = everyone if self.ledger is None else experts(self.models, table, self._may_answer)
+        if everyone and not in_reach:
+            raise APIError(
+                503,
+                "no expert has a say yet: the peers hosting models have not passed their "
+                "proof-of-capability challenges (see `swarm ledger`)",
+                code="no_eligible_expert",
+            )
         decision = await self.router.decide(
             question,
-            experts(self.models, self.network.table if self.network else None),
+            in_reach,
             options.budget(),
             prompt_tokens=math.ceil(len(question) / CHARS_PER_TOKEN),
             max_tokens=request.max_tokens,

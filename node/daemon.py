@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -21,14 +22,17 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
+from consensus import Ledger
 from swarm.config import NodeConfig
 
 from .api import NodeState, create_app
 from .catalog import CatalogError
+from .challenges import ChallengeConfig, ChallengeService
 from .engines import load_engine
 from .engines.base import Engine, EngineError
 from .hosting import HostedModel
 from .identity import Identity, IdentityError
+from .ledger import LedgerService
 from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
@@ -129,14 +133,38 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         for e, m in zip(engines, config.models, strict=True)
     }
     router = Router(config.data_dir)
-    network = NetworkService(transport, hosted, announce_interval=config.announce_interval, router=router)
+    try:
+        ledger = Ledger(config.data_dir / "ledger" / "ledger.db")
+    except sqlite3.Error as exc:
+        raise NodeStartError(
+            f"can't open the ledger in {config.data_dir / 'ledger'}: {exc} "
+            "(move that directory aside to start afresh: the node pulls the ledger from its peers)"
+        ) from None
+    ledger_service = LedgerService(identity, transport, ledger)
+    network = NetworkService(
+        transport, hosted, announce_interval=config.announce_interval, router=router, ledger=ledger_service
+    )
 
     def judges() -> list[str]:
-        """Every node that hosts a model can judge: this one and every peer in the table."""
-        return [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
+        """Every node that hosts a model and has a say can judge: this one and peers in the table."""
+        hosts = [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
+        return [peer for peer in hosts if ledger_service.may(peer, "judge")]
 
-    rounds = RoundService(identity, transport, hosted, judges)
-    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds)
+    rounds = RoundService(
+        identity,
+        transport,
+        hosted,
+        judges,
+        weights=ledger_service.weight,
+        recorder=ledger_service.record_round,
+    )
+    challenges = ChallengeService(
+        rounds,
+        ledger_service,
+        lambda: network.table,
+        ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file),
+    )
+    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds, ledger_service)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host
@@ -153,6 +181,8 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         except TransportStartError as exc:
             raise NodeStartError(str(exc)) from None
         await nursery.start(network.run)
+        await nursery.start(ledger_service.run)
+        await nursery.start(challenges.run)
 
         async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
             await hypercorn.trio.serve(app, hyper, shutdown_trigger=shutdown.wait, task_status=task_status)
@@ -172,6 +202,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()
         nursery.cancel_scope.deadline = trio.current_time() + hyper.graceful_timeout + 1
+    ledger.close()
 
 
 def main(config: NodeConfig) -> int:

@@ -38,6 +38,7 @@ from .engines.base import (
     cpu_description,
 )
 from .hosting import HostedModel, InvalidRequest, QueueFull, TextStream
+from .ledger import LedgerService
 from .peers import PeerEntry, PeerTable
 from .router import Router
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
@@ -175,10 +176,12 @@ class NetworkService:
         peer_ttl: float | None = None,
         forward_timeout: float = 600.0,
         router: Router | None = None,
+        ledger: LedgerService | None = None,
     ) -> None:
         self.transport = transport
         self.local = local
         self.router = router
+        self.ledger = ledger
         self._pulling: set[str] = set()  # table versions being fetched, so one announcement round pulls once
         self.http_url = http_url
         self.announce_interval = announce_interval
@@ -208,6 +211,8 @@ class NetworkService:
             announced_at=time.time(),
             table_version=table.version if table else None,
             table_created_at=table.created_at if table else 0.0,
+            ledger_head=self.ledger.ledger.head if self.ledger else None,
+            ledger_entries=len(self.ledger.ledger) if self.ledger else 0,
         )
 
     def remote(self, model: str) -> RemoteModel | None:
@@ -249,6 +254,8 @@ class NetworkService:
         if self.table.update(info):
             log.info("new peer %s hosting %s", sender, ", ".join(m.name for m in info.models) or "nothing")
         self.transport.add_addresses(sender, list(info.addrs))
+        if self.ledger is not None and info.ledger_head is not None:
+            self.ledger.offered(sender, info.ledger_head)
         if self.router is not None and info.table_version is not None:
             offered = (info.table_created_at, info.table_version)
             if replaces(offered, self.router.table) and info.table_version not in self._pulling:

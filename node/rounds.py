@@ -52,6 +52,8 @@ ROUND_PROTOCOL = "/swarm/round/1.0.0"
 # Each operation of the protocol, and the kind of statement that answers it.
 STATEMENT_KINDS = {"commit": "commitment", "reveal": "reveal", "judge": "ballot"}
 Mode = Literal["consensus", "vote"]
+# How the reasons for leaving out a peer that sent something wrong (not nothing) begin.
+MALFORMED = ("malformed", "BadStatement", "commitment mismatch", "the commitment is", "the reveal is")
 K = TypeVar("K")
 
 
@@ -86,12 +88,27 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Revealed:
+    """An answer revealed as committed, with both signed statements."""
+
+    answerer: Answerer
+    text: str
+    commitment: Statement
+    reveal: Statement
+
+
+@dataclass(frozen=True)
 class Miss:
     """A peer left out of a phase, and why."""
 
     peer_id: str
     phase: str
     reason: str
+
+    @property
+    def malformed(self) -> bool:
+        """Whether the peer sent something wrong, rather than nothing in time."""
+        return self.reason.startswith(MALFORMED)
 
 
 @dataclass
@@ -107,6 +124,7 @@ class RoundResult:
     ballots: list[Statement] = field(default_factory=list)
     judges: dict[str, float] = field(default_factory=dict)  # judge -> weight, for those who voted
     misses: list[Miss] = field(default_factory=list)
+    chosen: dict[str, set[str]] = field(default_factory=dict)  # peer -> the roles it was asked to play
     timings_s: dict[str, float] = field(default_factory=dict)
     degraded: str | None = None
     majority_answer: str | None = None
@@ -131,6 +149,7 @@ class RoundService:
         judges: Callable[[], list[str]],
         *,
         weights: Callable[[str], float] = lambda peer: 1.0,
+        recorder: Callable[[RoundResult], None] | None = None,
         config: RoundConfig = RoundConfig(),
     ) -> None:
         self.identity = identity
@@ -138,6 +157,7 @@ class RoundService:
         self.local = local
         self.judges = judges  # peers that may judge (this node included when it hosts a model)
         self.weights = weights
+        self.recorder = recorder  # told of every round played out, to keep it (the ledger)
         self.config = config
         # (round, model) -> the answer, its salt, when it was made
         self._pending: dict[tuple[str, str], tuple[Generation, str, float]] = {}
@@ -270,54 +290,85 @@ class RoundService:
                 failed[key] = "missed the deadline"
         return done, failed
 
-    async def run(
-        self, request: GenerationRequest, question: str, answerers: list[Answerer], mode: Mode
-    ) -> RoundResult:
-        """One round over `answerers` (in routed order, best first)."""
-        result = RoundResult(round_id=uuid.uuid4().hex, mode=mode, question=question)
-        rid = result.round_id
+    async def collect(
+        self,
+        round_id: str,
+        request: GenerationRequest,
+        answerers: list[Answerer],
+        timings: dict[str, float] | None = None,
+    ) -> tuple[list[Revealed], list[Miss]]:
+        """Commit, then reveal: every answer that came back matching its commitment, in the answerers'
+        order, and the peers left out (with each phase's seconds in `timings`). A challenge asks through
+        this too, so it looks like any round to the peer that answers."""
+        timings = {} if timings is None else timings
+        misses: list[Miss] = []
         started = time.monotonic()
-
         commits, failed = await self._gather(
             {
                 a: (
                     a.peer_id,
-                    {"op": "commit", "round": rid, "request": to_wire(replace(request, model=a.model))},
+                    {"op": "commit", "round": round_id, "request": to_wire(replace(request, model=a.model))},
                 )
                 for a in answerers
             },
             self.config.commit_timeout_s,
         )
-        result.misses += [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
-        result.timings_s["generation"] = time.monotonic() - started
-
-        phase = time.monotonic()
+        misses += [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
+        timings["generation"] = time.monotonic() - started
+        started = time.monotonic()
         committed = [a for a in answerers if a in commits]
         reveals, failed = await self._gather(
-            {a: (a.peer_id, {"op": "reveal", "round": rid, "model": a.model}) for a in committed},
+            {a: (a.peer_id, {"op": "reveal", "round": round_id, "model": a.model}) for a in committed},
             self.config.reveal_timeout_s,
         )
-        result.misses += [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
+        misses += [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
         revealed = []
         for a in committed:
             if a not in reveals:
                 continue
             try:
-                revealed.append((a, _checked_reveal(rid, a, commits[a], reveals[a])))
+                text = _checked_reveal(round_id, a, commits[a], reveals[a])
             except ValueError as mismatch:
-                result.misses.append(Miss(a.peer_id, "reveal", str(mismatch)))
-        result.timings_s["commit_reveal"] = time.monotonic() - phase
+                misses.append(Miss(a.peer_id, "reveal", str(mismatch)))
+                continue
+            revealed.append(Revealed(a, text, commits[a], reveals[a]))
+        timings["commit_reveal"] = time.monotonic() - started
+        return revealed, misses
+
+    async def run(
+        self, request: GenerationRequest, question: str, answerers: list[Answerer], mode: Mode
+    ) -> RoundResult:
+        """One round over `answerers` (in routed order, best first); the recorder is told of it, whether
+        it found an answer or not."""
+        result = RoundResult(round_id=uuid.uuid4().hex, mode=mode, question=question)
+        try:
+            await self._play(result, request, answerers)
+        except RoundError:
+            self._record(result)
+            raise
+        self._record(result)
+        return result
+
+    def _record(self, result: RoundResult) -> None:
+        if self.recorder is not None and result.chosen:
+            self.recorder(result)
+
+    async def _play(self, result: RoundResult, request: GenerationRequest, answerers: list[Answerer]) -> None:
+        rid, question, mode = result.round_id, result.question, result.mode
+        for a in answerers:
+            result.chosen.setdefault(a.peer_id, set()).add("answer")
+        revealed, result.misses = await self.collect(rid, request, answerers, result.timings_s)
 
         order = list(range(len(revealed)))
         random.Random(rid).shuffle(order)  # anonymised: a candidate's id says nothing of who wrote it
         result.candidates = [
             Candidate(
                 cid,
-                revealed[i][0].model,
-                revealed[i][0].peer_id,
-                revealed[i][1],
-                commits[revealed[i][0]],
-                reveals[revealed[i][0]],
+                revealed[i].answerer.model,
+                revealed[i].answerer.peer_id,
+                revealed[i].text,
+                revealed[i].commitment,
+                revealed[i].reveal,
             )
             for cid, i in enumerate(order)
         ]
@@ -338,10 +389,10 @@ class RoundService:
             if chosen is None:
                 result.degraded = "no answer could be read for the vote: the best routed answer"
             result.timings_s["aggregation"] = time.monotonic() - phase
-            return result
+            return
         if len(result.candidates) == 1:
             result.winner, result.degraded = 0, "only one answer: returned without judging"
-            return result
+            return
 
         phase = time.monotonic()
         await self._judge_round(result)
@@ -350,7 +401,6 @@ class RoundService:
         phase = time.monotonic()
         self._aggregate(result, routed)
         result.timings_s["aggregation"] = time.monotonic() - phase
-        return result
 
     async def _judge_round(self, result: RoundResult) -> None:
         n = len(result.candidates)
@@ -376,6 +426,8 @@ class RoundService:
                     "pairs": pairs,
                     "check": check,
                 }
+        for judge in tasks:
+            result.chosen.setdefault(judge, set()).add("judge")
         ballots, failed = await self._gather(
             {j: (j, task) for j, task in tasks.items()}, self.config.judge_timeout_s
         )

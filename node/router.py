@@ -97,11 +97,16 @@ class Router:
         return route(query, self.table, experts, budget, prompt_tokens=prompt_tokens, max_tokens=max_tokens)
 
 
-def experts(local: dict[str, HostedModel], peers: PeerTable | None) -> list[Expert]:
+def experts(
+    local: dict[str, HostedModel],
+    peers: PeerTable | None,
+    admit: Callable[[str | None], bool] = lambda peer_id: True,
+) -> list[Expert]:
     """One expert per model in reach, described by the host a request for it would go to.
 
     A model hosted here is served here; otherwise by the best peer in the
-    peer table's order, the same one forwarding tries first.
+    peer table's order, the same one forwarding tries first. Only hosts that
+    `admit` (this node is None) count: those with a say, say.
     """
     found = {
         name: Expert(
@@ -114,11 +119,13 @@ def experts(local: dict[str, HostedModel], peers: PeerTable | None) -> list[Expe
             price_per_token=model.price_per_token,
         )
         for name, model in local.items()
+        if admit(None)
     }
     for name in peers.models() if peers is not None else ():
-        if name in found:
+        hosts = [h for h in peers.hosts_for(name) if admit(h.info.peer_id)]
+        if name in found or not hosts:
             continue
-        host = peers.hosts_for(name)[0]
+        host = hosts[0]
         info = host.model(name)
         assert info is not None
         load = host.info.load.get(name, ModelLoad())

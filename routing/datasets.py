@@ -134,6 +134,45 @@ DATASETS: dict[str, Callable[[], list[Item]]] = {
 }
 
 
+def load_file(path: Path) -> list[Item]:
+    """An operator's own questions, one JSON object a line: {"id", "question", "answers": [...]} for a
+    short answer, or with "options": [four texts] and "answer": "A".."D" for multiple choice."""
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"can't read questions from {path}: {exc.strerror}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if "options" in row:
+                options = "\n".join(
+                    f"{letter}. {text}" for letter, text in zip(LETTERS, row["options"], strict=True)
+                )
+                item = _multiple_choice(
+                    path.stem, f"{row['question']}\n{options}", str(row["answer"]).upper()
+                )
+                if item.answers[0] not in LETTERS:
+                    raise ValueError(f"answer must be one of {LETTERS}")
+            else:
+                item = Item(
+                    dataset=path.stem,
+                    id=str(row.get("id", number)),
+                    kind="qa",
+                    question=str(row["question"]),
+                    messages=(Message("user", f"{row['question']}\n{QA_INSTRUCTION}"),),
+                    answers=tuple(str(a) for a in row["answers"]),
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}:{number}: not a question: {exc}") from None
+        items.append(item)
+    if not items:
+        raise DatasetError(f"{path} holds no questions")
+    return items
+
+
 def load(name: str) -> list[Item]:
     if name not in DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")

@@ -73,6 +73,16 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     )
     start.add_argument("--mdns", action="store_true", default=None, help="find peers on the LAN by mDNS")
     start.add_argument("--announce-interval", type=float, help="seconds between announcements (default 5)")
+    start.add_argument(
+        "--challenge-interval",
+        type=float,
+        help="seconds between proof-of-capability challenges of peers (default 60; 0: none)",
+    )
+    start.add_argument(
+        "--challenge-file",
+        type=Path,
+        help="challenge questions of your own, JSON Lines (default: the calibration data sets)",
+    )
 
 
 def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
@@ -109,6 +119,8 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         bootstrap=args.bootstrap,
         mdns=args.mdns,
         announce_interval=args.announce_interval,
+        challenge_interval=args.challenge_interval,
+        challenge_file=args.challenge_file,
     )
 
 

@@ -88,6 +88,8 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()  # multiaddrs of peers to join through
     mdns: bool = False  # find peers on the LAN by multicast DNS
     announce_interval: float = 5.0  # seconds between announcements; peers expire after three missed
+    challenge_interval: float = 60.0  # seconds between proof-of-capability beats; 0: challenge nobody
+    challenge_file: Path | None = None  # the operator's own challenge questions (JSON Lines)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -102,6 +104,8 @@ class NodeConfig:
             raise ConfigError("announce_interval must be positive")
         if self.max_waiting < 0:
             raise ConfigError("max_waiting can't be negative")
+        if self.challenge_interval < 0:
+            raise ConfigError("challenge_interval can't be negative")
 
 
 def _fields(cls: type) -> set[str]:
@@ -141,7 +145,7 @@ def load(path: Path | None, **overrides: Any) -> NodeConfig:
         if "models" in values:
             values["models"] = tuple(model_from_table(t) for t in values["models"])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_dir", "cache_dir"):
+    for key in ("data_dir", "cache_dir", "challenge_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key]).expanduser()
     for key in ("api_keys", "bootstrap"):

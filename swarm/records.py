@@ -102,6 +102,9 @@ class PeerInfo:
     # The routing table this peer uses (version, built at): a peer that sees a newer one pulls it.
     table_version: str | None = None
     table_created_at: float = 0.0
+    # The head of the ledger this peer holds: a peer that holds another pulls what it lacks.
+    ledger_head: str | None = None
+    ledger_entries: int = 0
 
 
 def to_wire(record: object) -> dict:
@@ -157,4 +160,6 @@ def peer_from_wire(data: dict) -> PeerInfo:
         announced_at=float(data.get("announced_at", 0.0)),
         table_version=None if data.get("table_version") is None else str(data["table_version"]),
         table_created_at=float(data.get("table_created_at", 0.0)),
+        ledger_head=None if data.get("ledger_head") is None else str(data["ledger_head"]),
+        ledger_entries=int(data.get("ledger_entries", 0)),
     )

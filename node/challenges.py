@@ -1,0 +1,150 @@
+"""Proof of capability: this node asks peers calibration questions whose answers it can check.
+
+A peer with no say is challenged on every beat until it has earned one; a peer
+with a say now and then (`rate`), so that one which stops answering well
+loses it. A challenge question goes through the same commit and reveal as any
+round's question, with a fresh round id, so the peer cannot tell it from a
+user's. The answers are graded against the data set's answers, and the
+challenge (the peer's signed answers and the grades) becomes a ledger entry,
+where it counts only if this node has a say itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from routing.calibration import MAX_TOKENS
+from routing.datasets import LETTERS, DatasetError, Item, load, load_file, split
+from routing.grading import grade
+from swarm.records import GenerationRequest
+
+from .ledger import LedgerService
+from .peers import PeerTable
+from .rounds import Answerer, RoundService
+
+log = logging.getLogger("swarm.challenges")
+
+DEFAULT_DATASETS = ("civics", "medmcqa", "logiqa")
+
+
+@dataclass(frozen=True)
+class ChallengeConfig:
+    interval_s: float = 60.0  # between beats; 0 turns challenging off
+    rate: float = 0.1  # chance per beat that a peer with a say is challenged all the same
+    questions: int = 2  # per challenge
+    datasets: tuple[str, ...] = DEFAULT_DATASETS
+    file: Path | None = None  # the operator's own questions, instead of the data sets
+    seed: int = 0  # of the calibration/held-out split: only calibration questions are asked
+    max_tokens: dict[str, int] = field(default_factory=lambda: dict(MAX_TOKENS))
+
+
+def question_bank(config: ChallengeConfig) -> list[Item]:
+    """The questions challenges are drawn from: the operator's file, or the data sets' calibration parts
+    (not code: its grading runs the peer's code, too slow and too exposed for every beat)."""
+    if config.file is not None:
+        return load_file(config.file)
+    items = [i for name in config.datasets for i in split(load(name), seed=config.seed)[0]]
+    items = [i for i in items if i.kind != "code"]
+    if not items:
+        raise DatasetError(f"no challenge questions in {', '.join(config.datasets)}")
+    return items
+
+
+class ChallengeService:
+    def __init__(
+        self,
+        rounds: RoundService,
+        ledger: LedgerService,
+        peers: Callable[[], PeerTable],
+        config: ChallengeConfig = ChallengeConfig(),
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.rounds = rounds
+        self.ledger = ledger
+        self.peers = peers
+        self.config = config
+        self.rng = rng or random.SystemRandom()
+        self._bank: list[Item] | None = None
+        self._busy: set[str] = set()  # peers with a challenge in flight
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        if self.config.interval_s <= 0:
+            return
+        try:
+            self._bank = await trio.to_thread.run_sync(question_bank, self.config)
+        except DatasetError as exc:
+            log.error("not challenging peers: %s", exc)
+            return
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(self.config.interval_s * self.rng.uniform(0.5, 1.5))
+                for peer_id, models in self.due():
+                    self._busy.add(peer_id)
+                    nursery.start_soon(self._challenge_and_free, peer_id, models)
+
+    def due(self) -> list[tuple[str, Sequence[str]]]:
+        """The peers to challenge on this beat, each with the models it hosts."""
+        me = self.rounds.peer_id
+        if not self.ledger.speaks(me):
+            return []  # a challenge from a node with no say would not count
+        due = []
+        for entry in self.peers().peers():
+            peer_id, models = entry.info.peer_id, [m.name for m in entry.info.models]
+            if peer_id == me or peer_id in self._busy or not models:
+                continue
+            # Not proven yet: on every beat; proven: now and then, so that failing later costs it.
+            if not self.ledger.proven(peer_id) or self.rng.random() < self.config.rate:
+                due.append((peer_id, models))
+        return due
+
+    async def _challenge_and_free(self, peer_id: str, models: Sequence[str]) -> None:
+        try:
+            await self.challenge(peer_id, models)
+        finally:
+            self._busy.discard(peer_id)
+
+    async def challenge(self, peer_id: str, models: Sequence[str]) -> dict[str, Any]:
+        """Ask one peer `questions` questions of one of its models, grade, and write the entry."""
+        if self._bank is None:
+            self._bank = await trio.to_thread.run_sync(question_bank, self.config)
+        model = self.rng.choice(list(models))
+        items = self.rng.sample(self._bank, min(self.config.questions, len(self._bank)))
+        answers: list[dict[str, Any]] = [{} for _ in items]
+
+        async def ask(i: int, item: Item) -> None:
+            tokens = self.config.max_tokens[item.kind]
+            request = GenerationRequest(
+                model=model, messages=item.messages, max_tokens=tokens, temperature=0.0
+            )
+            revealed, _ = await self.rounds.collect(uuid.uuid4().hex, request, [Answerer(model, peer_id)])
+            answer: dict[str, Any] = {
+                "item": f"{item.dataset}/{item.id}",
+                "chance": 1 / len(LETTERS) if item.kind == "mc" else 0.0,
+                "correct": False,
+                "commitment": None,
+                "reveal": None,
+            }
+            if revealed:
+                r = revealed[0]
+                answer["correct"] = await trio.to_thread.run_sync(grade, item, r.text)
+                answer["commitment"], answer["reveal"] = r.commitment.to_wire(), r.reveal.to_wire()
+            answers[i] = answer
+
+        async with trio.open_nursery() as nursery:
+            for i, item in enumerate(items):
+                nursery.start_soon(ask, i, item)
+        record = {"challenge": uuid.uuid4().hex, "peer": peer_id, "model": model, "answers": answers}
+        right = sum(a["correct"] for a in answers)
+        log.info("challenged %s (%s): %d of %d right", peer_id, model, right, len(answers))
+        self.ledger.record("challenge", record)
+        return record

@@ -1,0 +1,194 @@
+"""The ledger on the network: write this node's entries, spread them, take and fetch everyone else's.
+
+A new entry goes out on GossipSub at once. Pubsub can drop messages
+silently, so nothing depends on it: every announcement carries the sender's
+ledger head, and a node whose head differs asks that peer, over
+`/swarm/ledger/1.0.0`, for every entry it lacks (by how many entries of each
+chain it holds); a gossiped entry that arrives ahead of its predecessor makes
+it ask the sender too. What does not verify is dropped and counted.
+
+The book the ledger computes decides who has a say here: who may answer and
+judge (`may`), and how much a judge's vote weighs (`weight`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire, outcome_to_wire
+from reputation import Role, has_say, round_outcome
+
+from .identity import Identity
+from .rounds import RoundResult
+from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
+
+log = logging.getLogger("swarm.ledger")
+
+LEDGER_TOPIC = "swarm/ledger/1"
+LEDGER_PROTOCOL = "/swarm/ledger/1.0.0"
+PULL_BATCH = 200  # entries per reply frame: a few KB each, well under the frame limit
+PULL_LIMIT = 2000  # entries per pull request; the puller asks again while there are more
+PULL_TIMEOUT_S = 60.0
+
+
+def round_record(result: RoundResult) -> dict[str, Any]:
+    """A round as the ledger keeps it: who was chosen, what they committed to and voted, the outcome."""
+    missed: dict[str, int] = {}
+    malformed: dict[str, int] = {}
+    for miss in result.misses:
+        counts = malformed if miss.malformed else missed
+        counts[miss.peer_id] = counts.get(miss.peer_id, 0) + 1
+    outcome = round_outcome(
+        result.round_id,
+        [c.peer_id for c in result.candidates],
+        result.ranking,
+        result.good,
+        result.votes,
+        missed=missed,
+        malformed=malformed,
+        chosen={peer: tuple(sorted(roles)) for peer, roles in result.chosen.items()},  # type: ignore[misc]
+    )
+    return {
+        "round": result.round_id,
+        "mode": result.mode,
+        "candidates": [
+            {"cid": c.cid, "model": c.model, "peer": c.peer_id, "commitment": c.commitment.to_wire()}
+            for c in result.candidates
+        ],
+        "ballots": [b.to_wire() for b in result.ballots],
+        "winner": result.winner,
+        "outcome": outcome_to_wire(outcome),
+    }
+
+
+class LedgerService:
+    def __init__(self, identity: Identity, transport: Transport | None, ledger: Ledger) -> None:
+        self.identity = identity
+        self.transport = transport
+        self.ledger = ledger
+        self.rejected = 0  # entries that failed to verify, from peers
+        self._pulling: set[str] = set()
+        self._nursery: trio.Nursery | None = None
+        if transport is not None:
+            transport.handle(LEDGER_PROTOCOL, self._serve_pull)
+
+    # ---- who has a say
+
+    def may(self, peer_id: str, role: Role) -> bool:
+        """Whether the peer may play `role` in a round: it has the free reputation to stake, or nobody does
+        yet (the network's first moments)."""
+        book = self.ledger.book
+        return book.eligible(peer_id, role, self.ledger.rules) or book.bootstrapping(self.ledger.rules)
+
+    def proven(self, peer_id: str) -> bool:
+        """Whether the peer has earned a say of its own (bootstrap aside)."""
+        return self.ledger.book.eligible(peer_id, "answer", self.ledger.rules)
+
+    def speaks(self, peer_id: str) -> bool:
+        """Whether what the peer writes (rounds, challenges) would count now."""
+        return has_say(self.ledger.book, peer_id, self.ledger.rules)
+
+    def weight(self, peer_id: str) -> float:
+        """A judge's vote weight: its reputation (all equal while nobody has any)."""
+        book = self.ledger.book
+        return 1.0 if book.bootstrapping(self.ledger.rules) else book.score(peer_id)
+
+    # ---- writing
+
+    def record(self, type: str, record: dict[str, Any]) -> LedgerEntry | None:
+        """Write this node's next entry and spread it. A failed write (a full disk, say) is logged and
+        loses nothing already held: the entry is simply not made."""
+        try:
+            entry = self.ledger.append(self.identity, type, record)  # type: ignore[arg-type]
+        except (sqlite3.Error, OSError) as exc:
+            log.error("could not write a %s entry to the ledger: %s", type, exc)
+            return None
+        if self._nursery is not None and self.transport is not None:
+            self._nursery.start_soon(self.transport.publish, LEDGER_TOPIC, entry.to_wire())
+        return entry
+
+    def record_round(self, result: RoundResult) -> None:
+        self.record("round", round_record(result))
+
+    # ---- replicating
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            if self.transport is not None:
+                nursery.start_soon(self._listen)
+            task_status.started()
+
+    async def _listen(self) -> None:
+        assert self.transport is not None
+        async for sender, body in self.transport.subscribe(LEDGER_TOPIC):
+            added = self._take([body], sender)
+            if Added.WAITING in added:
+                self.offered(sender, None)
+
+    def _take(self, wires: list[Any], sender: str) -> list[Added]:
+        entries: list[LedgerEntry] = []
+        for wire in wires:
+            try:
+                entries.append(from_wire(wire))
+            except BadEntry as exc:
+                self.rejected += 1
+                log.warning("rejected a ledger entry from %s: %s", sender, exc)
+        rejected: list[BadEntry] = []
+        try:
+            added = self.ledger.add_many(entries, rejected)
+        except (sqlite3.Error, OSError) as exc:
+            log.error("could not store ledger entries from %s: %s", sender, exc)
+            return []
+        for exc in rejected:
+            self.rejected += 1
+            log.warning("rejected a ledger entry from %s: %s", sender, exc)
+        return added
+
+    def offered(self, peer_id: str, head: str | None) -> None:
+        """A peer holds a ledger with another head (or None: unknown): fetch what it has and we lack."""
+        if head == self.ledger.head or peer_id in self._pulling or self._nursery is None:
+            return
+        self._pulling.add(peer_id)
+        self._nursery.start_soon(self.pull, peer_id)
+
+    async def pull(self, peer_id: str) -> int:
+        """Fetch every entry the peer holds that this ledger lacks; returns how many were new."""
+        assert self.transport is not None
+        self._pulling.add(peer_id)
+        new = 0
+        try:
+            while True:
+                body = {"have": self.ledger.heads()}
+                more = False
+                async with self.transport.stream(
+                    peer_id, LEDGER_PROTOCOL, body, timeout=PULL_TIMEOUT_S
+                ) as frames:
+                    async for frame in frames:
+                        if "entries" in frame:
+                            new += self._take(list(frame["entries"]), peer_id).count(Added.NEW)
+                        more = bool(frame.get("more"))
+                if not more:
+                    return new
+        except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
+            log.info("could not fetch ledger entries from %s: %s", peer_id, exc)
+            return new
+        finally:
+            self._pulling.discard(peer_id)
+
+    async def _serve_pull(self, sender: str, body: dict[str, Any]) -> Any:
+        have = body.get("have")
+        if not isinstance(have, Mapping):
+            yield {"error": "have must map gateways to entry counts"}
+            return
+        missing = self.ledger.since({str(k): int(v) for k, v in have.items()}, PULL_LIMIT + 1)
+        more = len(missing) > PULL_LIMIT
+        missing = missing[:PULL_LIMIT]
+        for start in range(0, len(missing), PULL_BATCH):
+            yield {"entries": [e.to_wire() for e in missing[start : start + PULL_BATCH]]}
+        yield {"more": more}
