@@ -78,10 +78,13 @@ CAPABLE_ACCURACY = 0.55
 CAPABLE_SKILL = 0.7
 UNSURE = 0.2  # how often a judge that can't tell two answers apart says U
 ANSWERERS = 4
-CHALLENGE_EVERY = 3  # rounds between challenges of the peers that aren't eligible
-CHALLENGE_ITEMS = 3
-SPOT_CHECK = 0.05  # each eligible peer's odds of being challenged in a round
 ROUND_S = 30.0
+# As node.challenges does by default: a beat every 60 s (2 rounds) challenges each peer that isn't
+# eligible, and each eligible one with odds 0.1 (0.05 a round), with 2 questions. There every node with a
+# say challenges on its own beat; here a single challenger does, so peers get fewer challenges.
+CHALLENGE_EVERY = 2
+CHALLENGE_ITEMS = 2
+SPOT_CHECK = 0.05
 ROUNDS = 240
 WINDOWS = 4
 RULES = Rules()
@@ -325,7 +328,9 @@ def _run(scenario: Scenario, rounds: int, seed: int, weighted: bool) -> Run:
         votes, good = (
             _judge(round_id, pool, authors, said, right, favoured, rng) if len(authors) > 1 else ([], {})
         )
-        weights = {p.name: book.score(p.name) if weighted else 1.0 for p in pool}
+        # As the node weighs votes: by score, all alike while nobody has one.
+        flat = not weighted or book.bootstrapping(RULES)
+        weights = {p.name: 1.0 if flat else book.score(p.name) for p in pool}
         winner: int | None = 0 if authors else None  # without votes, the answer routed first
         ranking: Ranking | None = None
         if votes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import itertools
 import json
 import math
 import time
@@ -28,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
+from consensus import LedgerEntry
 from routing.router import RouteDecision
 from routing.selection import Budget
 from routing.table import ClusterTable
@@ -524,6 +526,22 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         assert current is not None
         return {"adopted": adopted, "current": _table_summary(current)}
 
+    def _ledger() -> LedgerService:
+        if state.ledger is None:
+            raise APIError(404, "this node keeps no ledger", code="not_found")
+        return state.ledger
+
+    @app.get("/v1/ledger", summary="The ledger's head, its latest entries and the reputation table")
+    async def ledger_summary(limit: int = Query(10, ge=0, le=1000)) -> dict[str, Any]:
+        return _ledger_summary(_ledger(), limit)
+
+    @app.get("/v1/ledger/entries", summary="The ledger's entries as stored on disk, each chain in order")
+    async def ledger_entries(
+        offset: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+    ) -> dict[str, Any]:
+        stored = list(itertools.islice(_ledger().ledger.stored(), offset, offset + limit + 1))
+        return {"entries": stored[:limit], "offset": offset, "more": len(stored) > limit}
+
     @app.post("/v1/peers/{peer_id}/ping", summary="Round trips to a peer over libp2p (diagnostics)")
     async def ping(
         peer_id: str, size: int = Query(1024, ge=0, le=4 << 20), count: int = Query(10, ge=1, le=10000)
@@ -768,6 +786,56 @@ def _table_summary(table: ClusterTable) -> dict[str, Any]:
             for i, name in enumerate(table.models)
         },
     }
+
+
+def _ledger_summary(service: LedgerService, limit: int) -> dict[str, Any]:
+    ledger = service.ledger
+    book, rules = ledger.book, ledger.rules
+    return {
+        "head": ledger.head,
+        "entries": len(ledger),
+        "chains": ledger.heads(),
+        "waiting": len(ledger.waiting()),
+        "rejected": service.rejected,
+        "bootstrapping": book.bootstrapping(rules),
+        "recent": [_entry_summary(e) for e in ledger.recent(limit)],
+        "reputation": [
+            {
+                "peer_id": peer,
+                "score": book.score(peer),
+                "free": book.free(peer),
+                "eligible": book.eligible(peer, "answer", rules),
+            }
+            for peer in sorted(book.peers(), key=lambda p: -book.score(p))
+        ],
+    }
+
+
+def _entry_summary(entry: LedgerEntry) -> dict[str, Any]:
+    r = entry.record
+    summary: dict[str, Any] = {
+        "gateway": entry.gateway,
+        "seq": entry.seq,
+        "at": entry.at,
+        "type": entry.type,
+        "digest": entry.digest,
+    }
+    if entry.type == "round":
+        outcome = entry.round_outcome()
+        summary |= {
+            "round": r["round"],
+            "candidates": len(r["candidates"]),
+            "judges": len(r["ballots"]),
+            "winner": None if r["winner"] is None else r["candidates"][r["winner"]]["peer"],
+            "missed": sum(outcome.missed.values()) + sum(outcome.malformed.values()),
+        }
+    else:
+        summary |= {
+            "peer": r["peer"],
+            "right": sum(a["correct"] for a in r["answers"]),
+            "asked": len(r["answers"]),
+        }
+    return summary
 
 
 def _swarm_card(state: NodeState) -> dict[str, Any]:

@@ -6,8 +6,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from . import config as node_config
 from .client import DEFAULT_URL, Client
@@ -188,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--concurrency", type=int, default=2, help="questions in flight at once")
     _add_client_options(calibrate)
 
+    ledger = commands.add_parser("ledger", help="a node's ledger: its head, latest entries, reputations")
+    ledger.add_argument(
+        "action",
+        nargs="?",
+        choices=("verify",),
+        help="verify: fetch every entry and check every signature and chain link here (exit 1 on failure)",
+    )
+    ledger.add_argument("--json", action="store_true", help="machine-readable, with the head digest")
+    ledger.add_argument("--limit", type=int, default=10, help="latest entries to show (default 10)")
+    _add_client_options(ledger)
+
     testnet = commands.add_parser("testnet", help="a local multi-node network on this machine")
     actions = testnet.add_subparsers(dest="testnet_command", required=True)
     up = actions.add_parser(
@@ -309,6 +322,51 @@ def _peers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger(args: argparse.Namespace) -> int:
+    with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
+        if args.action == "verify":
+            return _verify_ledger(client.ledger_entries(), client.ledger(limit=0))
+        summary = client.ledger(limit=args.limit)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    phase = " (bootstrapping: nobody has a say yet)" if summary["bootstrapping"] else ""
+    print(f"head {summary['head']}  {summary['entries']} entries in {len(summary['chains'])} chains{phase}")
+    if summary["waiting"] or summary["rejected"]:
+        print(f"{summary['waiting']} waiting for earlier entries, {summary['rejected']} rejected")
+    print(f"\n{'PEER':54} {'SCORE':>8} {'FREE':>8} ELIGIBLE")
+    for row in summary["reputation"]:
+        print(
+            f"{row['peer_id']:54} {row['score']:8.3f} {row['free']:8.3f} {'yes' if row['eligible'] else 'no'}"
+        )
+    print(f"\n{'WHEN':19} {'GATEWAY':10} {'SEQ':>5} WHAT")
+    for e in summary["recent"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
+        if e["type"] == "round":
+            winner = e["winner"][-8:] if e["winner"] else "none"
+            what = f"round: {e['candidates']} answers, {e['judges']} judges, won by {winner}"
+            what += f", {e['missed']} missed" if e["missed"] else ""
+        else:
+            what = f"challenge of {e['peer'][-8:]}: {e['right']}/{e['asked']} right"
+        print(f"{when:19} {e['gateway'][-8:]:10} {e['seq']:>5} {what}")
+    return 0
+
+
+def _verify_ledger(entries: list[dict[str, Any]], summary: dict[str, Any]) -> int:
+    """Check every entry here, not trusting the node: its signatures, evidence and chain links, then
+    whether the head the node reports is what the entries give."""
+    from consensus import verify as verify_ledger
+
+    ledger, failures = verify_ledger(entries)
+    if ledger.head != summary["head"] and not failures:
+        failures.append(f"the node reports head {summary['head']}, its entries give {ledger.head}")
+    for failure in failures:
+        print(f"FAIL {failure}")
+    verdict = "FAILED" if failures else "ok"
+    print(f"{len(entries)} entries checked, {len(ledger)} verified; head {ledger.head}: {verdict}")
+    return 1 if failures else 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     import trio
 
@@ -391,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             return _testnet(args)
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "ledger":
+            return _ledger(args)
         return _models(args)
     except node_config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -289,6 +289,19 @@ class AsyncClient:
         """Give the node a routing table (as `ClusterTable.to_json` writes it); the network takes it up."""
         return await self._json("PUT", "/v1/routing/table", table, timeout)
 
+    async def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
+        """The node's ledger: its head, its latest `limit` entries, and the reputation table."""
+        return await self._json("GET", f"/v1/ledger?limit={limit}", None, timeout)
+
+    async def ledger_entries(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Every entry of the node's ledger, as stored on its disk, to check for yourself."""
+        entries: list[dict[str, Any]] = []
+        while True:
+            page = await self._json("GET", f"/v1/ledger/entries?offset={len(entries)}", None, timeout)
+            entries += page["entries"]
+            if not page["more"]:
+                return entries
+
 
 class Client:
     """The blocking client: the same calls as AsyncClient, without `await`."""
@@ -350,3 +363,9 @@ class Client:
 
     def install_routing_table(self, table: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         return self._portal.call(partial(self._async.install_routing_table, table, timeout=timeout))
+
+    def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
+        return self._portal.call(partial(self._async.ledger, limit=limit, timeout=timeout))
+
+    def ledger_entries(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        return self._portal.call(partial(self._async.ledger_entries, timeout=timeout))
