@@ -210,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--models", help="comma-separated models, one per node, cycled (default: the three offline ones)"
     )
+    up.add_argument(
+        "--challenge-interval",
+        type=float,
+        default=30.0,
+        help="seconds between the nodes' proof-of-capability challenges of each other (default 30; 0: none)",
+    )
     status = actions.add_parser("status", help="the running testnet's nodes")
     status.add_argument(
         "--json", action="store_true", help="machine-readable: each node's url, peer_id, models"
@@ -405,7 +411,7 @@ def _testnet(args: argparse.Namespace) -> int:
 
     if args.testnet_command == "up":
         models = args.models.split(",") if args.models else None
-        net = testnet.Testnet(args.nodes, models, args.dir)
+        net = testnet.Testnet(args.nodes, models, args.dir, challenge_interval=args.challenge_interval)
         print(f"starting {args.nodes} nodes in {net.directory} ...", file=sys.stderr)
         try:
             nodes = net.up()

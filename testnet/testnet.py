@@ -56,8 +56,13 @@ class Testnet:
         *,
         extra_args: tuple[str, ...] = ("--context-length", "1024"),
         announce_interval: float = 2.0,
+        challenge_interval: float = 0.0,
+        challenge_file: Path | None = None,
         start_timeout: float = 180.0,
     ) -> None:
+        """`challenge_interval` 0 (the default): no node challenges another, so the network stays in its
+        bootstrap, where every node has an equal say, and what a test sees does not hang on the luck of
+        small models on challenge questions."""
         if nodes < 1:
             raise ValueError("a testnet needs at least one node")
         chosen = list(models or DEFAULT_MODELS)
@@ -65,6 +70,9 @@ class Testnet:
         self.directory = Path(directory or default_dir())
         self.extra_args = extra_args
         self.announce_interval = announce_interval
+        self.challenge_args = ["--challenge-interval", str(challenge_interval)]
+        if challenge_file is not None:
+            self.challenge_args += ["--challenge-file", str(challenge_file)]
         self.start_timeout = start_timeout
         self.processes: list[NodeProcess] = []
         self.nodes: list[TestnetNode] = []
@@ -78,6 +86,7 @@ class Testnet:
         args = [
             "--model", self.models[index],
             "--announce-interval", str(self.announce_interval),
+            *self.challenge_args,
             *self.extra_args,
         ]  # fmt: skip
         if bootstrap:
