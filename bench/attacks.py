@@ -21,18 +21,20 @@ the same letter pool their strength (`said` is the letter).
 
 Every round `ANSWERERS` peers are drawn among the eligible ones, and every
 eligible peer judges (never a pair holding its own answer), its votes weighed
-by its score; the gateway is an eligible peer too. Before each round, proof of
-capability: every `CHALLENGE_EVERY` rounds each peer that is not eligible is
-challenged, and every round each eligible peer is spot-checked with
-probability `SPOT_CHECK`; a challenge is `CHALLENGE_ITEMS` questions graded
-honestly by a random eligible peer (by anyone while nobody is, the
-bootstrap). The clock advances `ROUND_S` seconds a round. Every peer starts
-unknown. The baseline without reputation ("flat") runs the same questions,
-with every peer answering the same letter to each, but draws the answerers
-and judges among all peers and weighs every vote 1.
+by its score, as the node weighs them (all alike while nobody is eligible);
+the gateway is an eligible peer too. Before each round, proof of capability
+as node.challenges schedules it: every `CHALLENGE_EVERY` rounds each peer that
+is not eligible is challenged, and every round each eligible peer is
+spot-checked with probability `SPOT_CHECK`; a challenge is `CHALLENGE_ITEMS`
+questions graded honestly by a random eligible peer (by anyone while nobody
+is, the bootstrap). The clock advances `ROUND_S` seconds a round. Every peer
+starts unknown. The baseline without reputation ("flat") runs the same
+questions, with every peer answering the same letter to each, but draws the
+answerers and judges among all peers and weighs every vote 1.
 
 The attackers, each class in its own scenario beside the same honest peers:
   sybil     50 identities with no capability: every answer wrong, random votes and checks.
+  sybil-guess  the same 50 identities, but guessing: right one time in 4, challenges too.
   random    peers that answer a random letter (challenges too) and vote and check at random.
   copycat   peers with no model that copy others' answers; commit-reveal rejects the copy (a
             malformed reveal, no candidate). As judges they copy the crowd: they prefer the
@@ -127,12 +129,13 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One scenario run with or without reputation; `scores` is each peer's score at the end (0 for all
-    without reputation)."""
+    """One scenario run with or without reputation; `scores` and `eligible` are each peer's score and
+    the peers eligible at the end (0 and none without reputation)."""
 
     windows: tuple[Window, ...]
     overall: Window
     scores: dict[str, float]
+    eligible: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +260,7 @@ def _challenges(
     """Round r's challenges: of every peer that isn't eligible, every `CHALLENGE_EVERY` rounds, and of a
     few eligible ones at random."""
     unproven = [p for p in everyone if not book.eligible(p.name, "answer", RULES)]
+    # Shuffled, so that no peer is always the first one the bootstrap credits.
     due = rng.sample(unproven, len(unproven)) if (r - 1) % CHALLENGE_EVERY == 0 else []
     due += [p for p in everyone if p not in unproven and rng.random() < SPOT_CHECK]
     for k, peer in enumerate(due):
@@ -362,6 +366,7 @@ def _run(scenario: Scenario, rounds: int, seed: int, weighted: bool) -> Run:
         windows=tuple(_window(tallies, first, last) for first, last in bounds if first <= last),
         overall=_window(tallies, 1, rounds),
         scores={p.name: book.score(p.name) for p in everyone},
+        eligible=frozenset(p.name for p in _eligible(book, everyone)),
     )
 
 
@@ -421,14 +426,13 @@ def print_simulation(results: Sequence[ScenarioResult], rounds: int, seed: int) 
                 (w.accuracy, f.accuracy),
             ]
             print(f"{label:>9} | " + " | ".join(f"{_percent(a):>7} {_percent(b):>7}" for a, b in cells))
-        scores = result.weighted.scores
-        kinds = sorted({p.kind for p in (*HONEST, *result.scenario.attackers)}, key=lambda k: k != "honest")
+        end = result.weighted
         summary = []
-        for kind in kinds:
-            names = [p.name for p in (*HONEST, *result.scenario.attackers) if p.kind == kind]
-            eligible = sum(scores[n] >= RULES.min_free for n in names)
-            mean = sum(scores[n] for n in names) / len(names)
-            summary.append(f"{kind} mean score {mean:.1f}, {eligible}/{len(names)} eligible")
+        for group in (HONEST, result.scenario.attackers):
+            if group:
+                mean = sum(end.scores[p.name] for p in group) / len(group)
+                eligible = sum(p.name in end.eligible for p in group)
+                summary.append(f"{group[0].kind} mean score {mean:.1f}, {eligible}/{len(group)} eligible")
         print("end, with reputation: " + "; ".join(summary))
 
 
@@ -439,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds a scenario")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     print_simulation(simulate(args.rounds, args.seed), args.rounds, args.seed)
     return 0
 

@@ -1,11 +1,13 @@
 """One ledger entry: a round's outcome or a challenge's, signed by the node that ran it.
 
 An entry is a signed statement (`node.statements`) of kind `ledger-entry`
-whose body is `{seq, prev, at, type, record}`: `seq` counts the signer's
+whose body is `{seq, prev, at, rules, type, record}`: `seq` counts the signer's
 entries from 0, `prev` is the digest of its entry `seq - 1` (GENESIS for the
 first), so each gateway's entries form a hash chain nobody can reorder or cut
 without breaking a link, and `at` is the signer's clock, which never goes back
-along a chain. The record carries the evidence beside the claim:
+along a chain; `rules` is the digest of the reputation rules the entry is
+meant to be applied under (a node under other rules refuses it). The record
+carries the evidence beside the claim:
 
 - a round: its candidates with each answerer's signed commitment, every
   judge's signed ballot (the judges' own signatures on their votes), the winner
@@ -64,6 +66,10 @@ class LedgerEntry:
         return float(self.statement.body["at"])
 
     @property
+    def rules(self) -> str:
+        return str(self.statement.body["rules"])
+
+    @property
     def type(self) -> EntryType:
         return self.statement.body["type"]
 
@@ -97,11 +103,11 @@ class LedgerEntry:
 
 
 def make(
-    identity: Identity, seq: int, prev: str, at: float, type: EntryType, record: dict[str, Any]
+    identity: Identity, seq: int, prev: str, at: float, type: EntryType, record: dict[str, Any], rules: str
 ) -> LedgerEntry:
-    entry = LedgerEntry(
-        sign(identity, KIND, {"seq": seq, "prev": prev, "at": at, "type": type, "record": record})
-    )
+    """A signed entry; `rules` is the digest of the reputation rules it is to be applied under."""
+    body = {"seq": seq, "prev": prev, "at": at, "rules": rules, "type": type, "record": record}
+    entry = LedgerEntry(sign(identity, KIND, body))
     check(entry)  # a node never signs an entry its peers would reject
     return entry
 
@@ -129,6 +135,8 @@ def check(entry: LedgerEntry) -> None:
             raise BadEntry(f"prev {prev!r} is not a digest, or is GENESIS off the first entry")
         if not isinstance(at, int | float) or not math.isfinite(at) or at < 0:
             raise BadEntry(f"at must be a time, got {at!r}")
+        if not isinstance(body["rules"], str) or not _DIGEST.fullmatch(body["rules"]):
+            raise BadEntry("rules must be the digest of the reputation rules")
         if body["type"] == "round":
             _check_round(entry.record)
             entry.round_outcome()

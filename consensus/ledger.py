@@ -66,6 +66,7 @@ class Ledger:
         max_skew_s: float = MAX_SKEW_S,
     ) -> None:
         self.rules = rules
+        self.rules_digest = rules.digest()
         self.clock = clock
         self.max_skew_s = max_skew_s
         self._entries: dict[tuple[str, int], LedgerEntry] = {}
@@ -170,7 +171,8 @@ class Ledger:
         """Sign and add this node's next entry."""
         tip = self.tip(identity.peer_id)
         at = max(self.clock(), tip.at if tip else 0.0)
-        entry = make(identity, tip.seq + 1 if tip else 0, tip.digest if tip else GENESIS, at, type, record)
+        seq, prev = (tip.seq + 1, tip.digest) if tip else (0, GENESIS)
+        entry = make(identity, seq, prev, at, type, record, self.rules_digest)
         self.add(entry)
         return entry
 
@@ -181,6 +183,10 @@ class Ledger:
             if known.digest != entry.digest:
                 raise BadEntry(f"entry {seq} of {gateway} conflicts with the one held: a forked chain")
             return Added.KNOWN
+        if entry.rules != self.rules_digest:
+            raise BadEntry(
+                f"entry {seq} of {gateway} was made under other reputation rules ({entry.rules[:12]})"
+            )
         if entry.at > self.clock() + self.max_skew_s:
             raise BadEntry(f"entry {seq} of {gateway} is dated {entry.at - self.clock():.0f} s in the future")
         tip = self._tips.get(gateway)

@@ -32,7 +32,9 @@ from .rounds import Answerer, RoundService
 
 log = logging.getLogger("swarm.challenges")
 
-DEFAULT_DATASETS = ("civics", "medmcqa", "logiqa")
+# Free answers only: a blind guess at a four-option question is right one time in four, so a swarm of
+# guessing identities would earn a say by luck; nobody guesses a free answer.
+DEFAULT_DATASETS = ("civics",)
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,14 @@ class ChallengeConfig:
 
 
 def question_bank(config: ChallengeConfig) -> list[Item]:
-    """The questions challenges are drawn from: the operator's file, or the data sets' calibration parts
-    (not code: its grading runs the peer's code, too slow and too exposed for every beat)."""
+    """The questions challenges are drawn from: the operator's file, or the free-answer questions of the
+    data sets' calibration parts (not multiple choice, see DEFAULT_DATASETS, nor code: its grading
+    runs the peer's code, too slow and too exposed for every beat)."""
     if config.file is not None:
         return load_file(config.file)
-    items = [i for name in config.datasets for i in split(load(name), seed=config.seed)[0]]
-    items = [i for i in items if i.kind != "code"]
+    items = [i for name in config.datasets for i in split(load(name), seed=config.seed)[0] if i.kind == "qa"]
     if not items:
-        raise DatasetError(f"no challenge questions in {', '.join(config.datasets)}")
+        raise DatasetError(f"no free-answer questions in {', '.join(config.datasets)}")
     return items
 
 

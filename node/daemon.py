@@ -123,6 +123,16 @@ async def run_node(config: NodeConfig) -> None:
             (config.data_dir / STATE_FILE).unlink(missing_ok=True)
 
 
+def _open_ledger(data_dir: Path) -> Ledger:
+    try:
+        return Ledger(data_dir / "ledger" / "ledger.db")
+    except sqlite3.Error as exc:
+        raise NodeStartError(
+            f"can't open the ledger in {data_dir / 'ledger'}: {exc} "
+            "(move that directory aside to start afresh: the node pulls the ledger from its peers)"
+        ) from None
+
+
 async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, transport: Transport) -> None:
     metrics = NodeMetrics()
     metrics.watch_transport(transport.counters)
@@ -133,14 +143,9 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         for e, m in zip(engines, config.models, strict=True)
     }
     router = Router(config.data_dir)
-    try:
-        ledger = Ledger(config.data_dir / "ledger" / "ledger.db")
-    except sqlite3.Error as exc:
-        raise NodeStartError(
-            f"can't open the ledger in {config.data_dir / 'ledger'}: {exc} "
-            "(move that directory aside to start afresh: the node pulls the ledger from its peers)"
-        ) from None
-    ledger_service = LedgerService(identity, transport, ledger)
+    ledger_service = (
+        LedgerService(identity, transport, _open_ledger(config.data_dir)) if config.ledger else None
+    )
     network = NetworkService(
         transport, hosted, announce_interval=config.announce_interval, router=router, ledger=ledger_service
     )
@@ -148,21 +153,15 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
     def judges() -> list[str]:
         """Every node that hosts a model and has a say can judge: this one and peers in the table."""
         hosts = [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
-        return [peer for peer in hosts if ledger_service.may(peer, "judge")]
+        return [peer for peer in hosts if ledger_service is None or ledger_service.may(peer, "judge")]
 
     rounds = RoundService(
         identity,
         transport,
         hosted,
         judges,
-        weights=ledger_service.weight,
-        recorder=ledger_service.record_round,
-    )
-    challenges = ChallengeService(
-        rounds,
-        ledger_service,
-        lambda: network.table,
-        ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file),
+        weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
+        recorder=ledger_service.record_round if ledger_service else None,
     )
     state = NodeState(hosted, metrics, config.api_keys, network, router, rounds, ledger_service)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
@@ -181,8 +180,12 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         except TransportStartError as exc:
             raise NodeStartError(str(exc)) from None
         await nursery.start(network.run)
-        await nursery.start(ledger_service.run)
-        await nursery.start(challenges.run)
+        if ledger_service is not None:
+            await nursery.start(ledger_service.run)
+            challenge = ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file)
+            await nursery.start(
+                ChallengeService(rounds, ledger_service, lambda: network.table, challenge).run
+            )
 
         async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
             await hypercorn.trio.serve(app, hyper, shutdown_trigger=shutdown.wait, task_status=task_status)
@@ -202,7 +205,8 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()
         nursery.cancel_scope.deadline = trio.current_time() + hyper.graceful_timeout + 1
-    ledger.close()
+    if ledger_service is not None:
+        ledger_service.ledger.close()
 
 
 def main(config: NodeConfig) -> int:

@@ -32,12 +32,15 @@ questions with checkable answers. Each right answer earns
 `challenge_credit * (1 - chance)`; each wrong one costs
 `challenge_credit * chance` plus `challenge_penalty` of the peer's score,
 where chance is what a blind guess gets right (1/options for multiple choice,
-0 for a free answer). So guessing loses on average, a peer's score settles
-where its credits balance its losses (higher the more often it is right), and
-a peer that keeps failing loses its score geometrically, and its eligibility
-with it. Challenge results move the score directly (no stake), within the
-floor and ceiling. They count only when the challenger is itself eligible, or
-while no peer at all is (the network's bootstrap), and never on oneself.
+0 for a free answer). A peer's score settles where its credits balance its
+losses (higher the more often it is right), and a peer that keeps failing
+loses its score geometrically, and its eligibility with it. A guess at
+multiple choice is not charged below a score of 0, so an identity with
+nothing to lose can guess its way in one time in four: challenges ask free
+answers (node.challenges), which nobody guesses. Challenge results move the
+score directly (no stake), within the floor and ceiling. They count only when
+the challenger is itself eligible, or while no peer at all is (the network's
+bootstrap), and never on oneself.
 
 Who counts. A round settles only if its gateway was eligible to answer when
 the round was applied (or during bootstrap): an identity with no say can't
@@ -50,8 +53,10 @@ decays below what the peer has locked, so a stake is always covered.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 Role = Literal["answer", "judge"]
@@ -75,13 +80,16 @@ class Rules:
     # Free reputation below which a peer is not chosen; a tenth of the prior.
     min_free: float = 1.0
     # Multiples of the stake won (or lost) at the top (bottom) of the order and for all GOOD (all BAD).
-    answer_position: float = 0.5
-    answer_good: float = 0.5
+    # Small next to the stake, so a score grows a few percent a round at most and decay keeps up.
+    answer_position: float = 0.2
+    answer_good: float = 0.2
     # Multiple of the stake won by a judge always with the consensus, lost by one always against it.
-    judge_agreement: float = 0.5
+    judge_agreement: float = 0.4
     # Multiples of the peer's stake in the round lost per missed deadline and per malformed message.
     missed_deadline: float = 0.5
-    malformed_message: float = 0.25
+    # A malformed message (a reveal that does not match its commitment, a forged ballot) is cheating
+    # or broken software: it costs the whole stake.
+    malformed_message: float = 1.0
     # Reputation a right challenge answer earns (chance-adjusted): one right free answer makes a peer
     # eligible. A wrong one also costs this share of the peer's score.
     challenge_credit: float = 2.0
@@ -98,6 +106,11 @@ class Rules:
             raise ValueError("half_life_s must be positive")
         if not (0 < self.answer_stake <= 1 and 0 < self.judge_stake <= 1):
             raise ValueError("stake fractions must lie in (0, 1]")
+
+    def digest(self) -> str:
+        """What every node of one network must agree on: nodes applying the same entries under other
+        rules would compute other reputations, so ledger entries name the rules they were made under."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
     def stake_fraction(self, role: Role) -> float:
         if role == "answer":

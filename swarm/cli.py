@@ -76,6 +76,13 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--mdns", action="store_true", default=None, help="find peers on the LAN by mDNS")
     start.add_argument("--announce-interval", type=float, help="seconds between announcements (default 5)")
     start.add_argument(
+        "--no-ledger",
+        dest="ledger",
+        action="store_false",
+        default=None,
+        help="keep no ledger and no reputations: every node has an equal say (a cluster you trust)",
+    )
+    start.add_argument(
         "--challenge-interval",
         type=float,
         help="seconds between proof-of-capability challenges of peers (default 60; 0: none)",
@@ -121,6 +128,7 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         bootstrap=args.bootstrap,
         mdns=args.mdns,
         announce_interval=args.announce_interval,
+        ledger=args.ledger,
         challenge_interval=args.challenge_interval,
         challenge_file=args.challenge_file,
     )

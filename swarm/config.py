@@ -88,6 +88,8 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()  # multiaddrs of peers to join through
     mdns: bool = False  # find peers on the LAN by multicast DNS
     announce_interval: float = 5.0  # seconds between announcements; peers expire after three missed
+    # Keep the ledger and let reputation decide who has a say; off, every node is trusted alike.
+    ledger: bool = True
     challenge_interval: float = 60.0  # seconds between proof-of-capability beats; 0: challenge nobody
     challenge_file: Path | None = None  # the operator's own challenge questions (JSON Lines)
 

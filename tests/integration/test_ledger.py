@@ -29,6 +29,7 @@ from node.ports import free_port
 from node.rounds import RoundService
 from node.statements import Statement, commitment_digest, sign
 from node.transport import Transport
+from reputation import Rules
 from swarm.records import ModelInfo, PeerInfo, to_wire
 from testnet.testnet import Testnet
 
@@ -82,7 +83,7 @@ def test_peers_earn_their_say_by_passing_challenges(net: Testnet) -> None:
 
     wait_for(all_eligible, 240, "every node eligible")
     views = same_everywhere(net)
-    assert len({tuple(sorted(reputations(v).items())) for v in views}) == 1
+    assert reputations(views[0]) == reputations(views[1]) == reputations(views[2])
     recent = ledger(net.nodes[0].url, limit=50)["recent"]
     assert any(e["type"] == "challenge" and e["right"] > 0 for e in recent)
 
@@ -104,7 +105,7 @@ def test_rounds_are_staked_and_recorded_identically_on_every_node(net: Testnet) 
         assert (node.peer_id, report.round_id) in recorded  # written by its gateway, held by every node
         # Votes weigh by reputation now, not all alike.
         assert report.judges and all(w > 0 for w in report.judges.values())
-    assert len({tuple(sorted(reputations(v).items())) for v in views}) == 1
+    assert reputations(views[0]) == reputations(views[1]) == reputations(views[2])
     for node in net.nodes:
         verify = subprocess.run(
             [sys.executable, "-m", "swarm", "ledger", "verify", "--node", node.url],
@@ -127,7 +128,7 @@ def test_a_node_killed_mid_way_restarts_and_catches_up(net: Testnet) -> None:
     process.start(180)
     views = same_everywhere(net)
     assert views[2]["entries"] >= missed
-    assert len({tuple(sorted(reputations(v).items())) for v in views}) == 1
+    assert reputations(views[2]) == reputations(views[0]) == reputations(views[1])
     shown = subprocess.run(
         [sys.executable, "-m", "swarm", "ledger", "--node", net.nodes[2].url],
         capture_output=True,
@@ -169,6 +170,7 @@ async def test_a_sybil_gains_no_say_and_forged_entries_are_rejected(net: Testnet
         time.time(),
         "challenge",
         {"challenge": "vouch", "peer": friend.peer_id, "model": "m", "answers": []},
+        Rules().digest(),
     )
     rejected_before = ledger(url)["rejected"]
     model = ModelInfo("know-nothing", "fake", "none", 1024, True, "cpu")

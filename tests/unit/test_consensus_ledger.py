@@ -22,6 +22,8 @@ from node.statements import commitment_digest, sign
 from ranking.bradley_terry import Vote, fit
 from reputation import Rules, round_outcome
 
+RULES = Rules().digest()
+
 
 def identity() -> Identity:
     return Identity(Ed25519PrivateKey.generate())
@@ -139,7 +141,7 @@ def test_arrival_order_changes_nothing() -> None:
 
 
 def test_a_forged_entry_is_rejected() -> None:
-    honest = make(GATEWAY, 0, GENESIS, time.time(), "challenge", challenge_record(ALICE, 3, 0))
+    honest = make(GATEWAY, 0, GENESIS, time.time(), "challenge", challenge_record(ALICE, 3, 0), RULES)
     forged = honest.to_wire()
     forged["signer"] = OTHER.peer_id  # claims to be another gateway
     with pytest.raises(BadEntry, match="signature"):
@@ -147,7 +149,7 @@ def test_a_forged_entry_is_rejected() -> None:
 
 
 def test_a_tampered_entry_or_ballot_is_rejected() -> None:
-    entry = make(GATEWAY, 0, GENESIS, time.time(), "round", round_record("r1")).to_wire()
+    entry = make(GATEWAY, 0, GENESIS, time.time(), "round", round_record("r1"), RULES).to_wire()
     tampered = copy.deepcopy(entry)
     tampered["body"]["record"]["outcome"]["answerers"][BOB.peer_id]["position"] = 0
     with pytest.raises(BadEntry, match="signature"):
@@ -156,12 +158,20 @@ def test_a_tampered_entry_or_ballot_is_rejected() -> None:
     record = round_record("r2")
     record["ballots"][0]["body"]["votes"][0][2] = "B"
     with pytest.raises(BadEntry, match="ballot"):
-        make(GATEWAY, 0, GENESIS, time.time(), "round", record)
+        make(GATEWAY, 0, GENESIS, time.time(), "round", record, RULES)
     # A challenge answer graded right that is not what the peer committed to.
     record = challenge_record(ALICE, 1, 0)
     record["answers"][0]["reveal"] = answer(ALICE, record["challenge"] + "-0", "m", "something else")[1]
     with pytest.raises(BadEntry, match="commitment"):
-        make(GATEWAY, 0, GENESIS, time.time(), "challenge", record)
+        make(GATEWAY, 0, GENESIS, time.time(), "challenge", record, RULES)
+
+
+def test_an_entry_made_under_other_rules_is_rejected() -> None:
+    entry = make(
+        GATEWAY, 0, GENESIS, time.time(), "challenge", challenge_record(ALICE, 1, 0), Rules(prior=20).digest()
+    )
+    with pytest.raises(BadEntry, match="other reputation rules"):
+        Ledger().add(entry)
 
 
 def test_reordered_forked_and_time_travelling_entries_are_rejected() -> None:
@@ -170,18 +180,24 @@ def test_reordered_forked_and_time_travelling_entries_are_rejected() -> None:
     replica = Ledger()
     replica.add(entries[0])
     # Entry 2 re-signed to follow entry 0 directly, cutting entry 1 out of the chain.
-    skipping = make(GATEWAY, 1, entries[0].digest, entries[2].at, "challenge", entries[2].record)
+    skipping = make(GATEWAY, 1, entries[0].digest, entries[2].at, "challenge", entries[2].record, RULES)
     replica.add(skipping)
     with pytest.raises(BadEntry, match="conflicts"):
         replica.add(entries[1])  # the honest entry 1 now forks the chain the replica holds
     other = Ledger()
     other.add(entries[0])
     with pytest.raises(BadEntry, match="chain is broken"):
-        other.add(make(GATEWAY, 1, GENESIS.replace("0", "1"), time.time(), "challenge", entries[1].record))
+        other.add(
+            make(GATEWAY, 1, GENESIS.replace("0", "1"), time.time(), "challenge", entries[1].record, RULES)
+        )
     with pytest.raises(BadEntry, match="dated before"):
-        other.add(make(GATEWAY, 1, entries[0].digest, entries[0].at - 10, "challenge", entries[1].record))
+        other.add(
+            make(GATEWAY, 1, entries[0].digest, entries[0].at - 10, "challenge", entries[1].record, RULES)
+        )
     with pytest.raises(BadEntry, match="future"):
-        other.add(make(GATEWAY, 1, entries[0].digest, time.time() + 3600, "challenge", entries[1].record))
+        other.add(
+            make(GATEWAY, 1, entries[0].digest, time.time() + 3600, "challenge", entries[1].record, RULES)
+        )
     assert len(other) == 1 and other.book.score(BOB.peer_id) == 0
 
 
