@@ -9,14 +9,21 @@ winner (`ranking.aggregate.decide`) and the round's outcome
 (`reputation.outcome.round_outcome`) are the real code. Only the peers are
 simulated, with no network and no models.
 
-The model. Every question is multiple choice with 4 options, one right. Each
-peer has an accuracy (its odds of answering a question, a round's or a
-challenge's, right; otherwise it says one of the wrong letters at random) and
-a judging skill. An honest judge shown a right and a wrong answer prefers the
-right one with probability `skill`; otherwise, and for two answers equally
-right or wrong, it says U with probability `UNSURE` and else picks A or B at
-random. Its GOOD/BAD check says GOOD to a right answer with probability
-`skill` and to a wrong one with probability 1 - skill. Candidates that say
+The model. A round's question is multiple choice with 4 options, one right
+(what users ask). A challenge's questions are free answers, as node.challenges
+asks (chance 0: a blind guess earns nothing back). Each peer has an accuracy
+on rounds (its odds of saying the right letter; otherwise it says one of the
+wrong letters at random), an accuracy on free answers, and a judging skill.
+An honest peer knows the answer to a share k of questions and guesses the
+rest, so its accuracy is k + (1 - k) / 4 on rounds and k + (1 - k) * `LUCK`
+on free answers, where `LUCK` is the odds of a lucky guess at a free answer.
+A peer with no capability (Sybils, random answerers, copycats) has k = 0: it
+is right on a free answer with odds `LUCK` only. An honest judge shown a
+right and a wrong answer prefers the right one with probability `skill`;
+otherwise, and for two answers equally right or wrong, it says U with
+probability `UNSURE` and else picks A or B at random. Its GOOD/BAD check says
+GOOD to a right answer with probability `skill` and to a wrong one with
+probability 1 - skill. Candidates that say
 the same letter pool their strength (`said` is the letter).
 
 Every round `ANSWERERS` peers are drawn among the eligible ones, and every
@@ -33,13 +40,17 @@ questions, with every peer answering the same letter to each, but draws the
 answerers and judges among all peers and weighs every vote 1.
 
 The attackers, each class in its own scenario beside the same honest peers:
-  sybil     50 identities with no capability: every answer wrong, random votes and checks.
-  sybil-guess  the same 50 identities, but guessing: right one time in 4, challenges too.
-  random    peers that answer a random letter (challenges too) and vote and check at random.
+  sybil     50 identities with no capability: every round's answer wrong, random votes and
+            checks, and right on a challenge's free answer only by luck (`LUCK`).
+  sybil-guess  the same 50 identities, but guessing: right one time in 4 on rounds, and on
+            challenges by luck alone, as there is no option to guess among.
+  random    peers that answer a random letter, are right on challenges by luck alone, and
+            vote and check at random.
   copycat   peers with no model that copy others' answers; commit-reveal rejects the copy (a
-            malformed reveal, no candidate). As judges they copy the crowd: they prefer the
-            letter more candidates gave, and check GOOD only the most common letters.
-            Challenges have no crowd to copy, so they guess.
+            malformed reveal: no candidate, and the whole stake lost if it had one). As judges
+            they copy the crowd: they prefer the letter more candidates gave, and check GOOD
+            only the most common letters. Challenges have no crowd to copy, so they are right
+            by luck alone.
   collusion capable peers (answering honestly, passing challenges) that, whenever their
             favoured member has a candidate, vote for it in every pair and check it GOOD and
             every other BAD; they judge honestly otherwise.
@@ -69,7 +80,11 @@ from reputation import ChallengeAnswer, ChallengeOutcome, ReputationBook, Rules,
 from reputation.outcome import round_outcome
 
 LETTERS = ("A", "B", "C", "D")
-CHANCE = 1 / len(LETTERS)  # a blind guess's odds on a question
+CHANCE = 1 / len(LETTERS)  # a blind guess's odds on a round's question
+# A challenge asks free answers (node.challenges): a blind guess earns nothing back, and is right only by
+# luck, with these odds.
+FREE_CHANCE = 0.0
+LUCK = 0.01
 HONEST_PEERS = 8
 HONEST_ACCURACY = (0.35, 0.75)  # spread evenly over the honest peers, as is their skill
 HONEST_SKILL = (0.6, 0.8)
@@ -98,8 +113,18 @@ Kind = Literal["honest", "sybil", "random", "copycat", "colluder", "lazy"]
 class Peer:
     name: str
     kind: Kind
-    accuracy: float  # odds of answering a question right
+    accuracy: float  # odds of answering a round's question (4 options) right
+    free_accuracy: float  # odds of answering a challenge's question (a free answer) right
     skill: float  # odds of telling a right answer from a wrong one as a judge
+
+
+def _capable(name: str, kind: Kind, accuracy: float, skill: float) -> Peer:
+    """A peer that knows the answer to a share of the questions and guesses the rest, with `accuracy` on
+    4-option questions: it knows (accuracy - 1/4) / (3/4) of them."""
+    knows = (accuracy - CHANCE) / (1 - CHANCE)
+    if not 0 <= knows <= 1:
+        raise ValueError(f"a capable peer's accuracy lies in [{CHANCE}, 1], got {accuracy}")
+    return Peer(name, kind, accuracy, knows + (1 - knows) * LUCK, skill)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +187,7 @@ def _spread(low: float, high: float, i: int, n: int) -> float:
 
 
 HONEST = tuple(
-    Peer(
+    _capable(
         f"honest-{i}",
         "honest",
         _spread(*HONEST_ACCURACY, i, HONEST_PEERS),
@@ -174,14 +199,20 @@ HONEST = tuple(
 
 def scenarios() -> tuple[Scenario, ...]:
     def group(kind: Kind, n: int, accuracy: float, skill: float) -> tuple[Peer, ...]:
-        return tuple(Peer(f"{kind}-{i:02d}", kind, accuracy, skill) for i in range(n))
+        """Peers with no capability: `accuracy` on rounds (0 or a guess's), luck alone on free answers."""
+        return tuple(Peer(f"{kind}-{i:02d}", kind, accuracy, LUCK, skill) for i in range(n))
+
+    def capable(kind: Kind) -> tuple[Peer, ...]:
+        return tuple(
+            _capable(f"{kind}-{i:02d}", kind, CAPABLE_ACCURACY, CAPABLE_SKILL) for i in range(ATTACKERS)
+        )
 
     return (
         Scenario("honest", "honest peers only: the reference", ()),
         Scenario("sybil", f"{SYBILS} Sybil identities with no capability", group("sybil", SYBILS, 0.0, 0.5)),
         Scenario(
             "sybil-guess",
-            f"{SYBILS} Sybil identities with no capability that guess (right 1 time in 4)",
+            f"{SYBILS} Sybil identities with no capability that guess (right 1 time in 4 on rounds)",
             group("sybil", SYBILS, CHANCE, 0.5),
         ),
         Scenario(
@@ -197,12 +228,12 @@ def scenarios() -> tuple[Scenario, ...]:
         Scenario(
             "collusion",
             f"{ATTACKERS} capable judges in a bloc, always favouring colluder-00",
-            group("colluder", ATTACKERS, CAPABLE_ACCURACY, CAPABLE_SKILL),
+            capable("colluder"),
         ),
         Scenario(
             "lazy",
             f"{ATTACKERS} capable answerers judging lazily: always A, always GOOD",
-            group("lazy", ATTACKERS, CAPABLE_ACCURACY, CAPABLE_SKILL),
+            capable("lazy"),
         ),
     )
 
@@ -270,7 +301,7 @@ def _challenges(
         if not challengers:
             continue
         answers = tuple(
-            ChallengeAnswer(f"challenge-{r}-{k}/{i}", rng.random() < peer.accuracy, CHANCE)
+            ChallengeAnswer(f"challenge-{r}-{k}/{i}", rng.random() < peer.free_accuracy, FREE_CHANCE)
             for i in range(CHALLENGE_ITEMS)
         )
         challenge = ChallengeOutcome(f"challenge-{r}-{k}", rng.choice(challengers).name, peer.name, answers)
@@ -403,7 +434,8 @@ def _percent(value: float | None) -> str:
 def print_simulation(results: Sequence[ScenarioResult], rounds: int, seed: int) -> None:
     print(
         f"Attack simulation, seed {seed}: {rounds} rounds a scenario, {HONEST_PEERS} honest peers, "
-        f"{ANSWERERS} answerers a round, 4-option questions"
+        f"{ANSWERERS} answerers a round, 4-option questions, free-answer challenges "
+        f"(a lucky guess right {LUCK:.0%} of the time)"
     )
     print(
         "rep: reputation on (eligibility, stakes, votes weighed by score); "

@@ -63,6 +63,9 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
         digest = commitment_digest(rid, "m", "s", "Paris")
         answer = {
             "item": "capitals/france",
+            "kind": "qa",
+            "question": "What is the capital of France?",
+            "accepted": ["Paris"],
             "correct": True,
             "chance": 0.0,
             "commitment": sign(peer, "commitment", {"round": rid, "model": "m", "digest": digest}).to_wire(),

@@ -34,6 +34,8 @@ from node.statements import BadStatement, Statement, commitment_digest, sign
 from node.statements import from_wire as statement_from_wire
 from reputation.outcome import AnswerOutcome, ChallengeAnswer, ChallengeOutcome, JudgeOutcome, RoundOutcome
 from reputation.rules import ROLES
+from routing.datasets import LETTERS, Item
+from routing.grading import grade
 
 KIND = "ledger-entry"
 GENESIS = "0" * 64
@@ -183,11 +185,17 @@ def _check_round(record: dict[str, Any]) -> None:
 
 
 def _check_challenge(record: dict[str, Any]) -> None:
+    """The peer's answers are its own (signed, matching their commitments) and graded as the question's
+    accepted answers say: a challenger can't pass a peer that answered wrong, nor fail one that answered
+    right."""
     peer = str(record["peer"])
     str(record["challenge"])
     for a in record["answers"]:
         if not isinstance(a["correct"], bool):
             raise BadEntry("correct must be true or false")
+        kind, chance = a["kind"], a["chance"]
+        if (kind, chance) not in (("qa", 0.0), ("mc", 1 / len(LETTERS))):
+            raise BadEntry(f"a {kind!r} question with chance {chance!r}: challenges ask free answers or A-D")
         if a.get("commitment") is None:
             if a["correct"]:
                 raise BadEntry("an answer graded correct with no commitment behind it")
@@ -201,6 +209,12 @@ def _check_challenge(record: dict[str, Any]) -> None:
             "digest"
         ):
             raise BadEntry("a revealed answer that does not match its commitment")
+        dataset, _, item_id = str(a["item"]).partition("/")
+        question = Item(dataset, item_id, kind, str(a["question"]), (), tuple(str(x) for x in a["accepted"]))
+        if grade(question, str(r["answer"])) != a["correct"]:
+            raise BadEntry(
+                f"answer to {a['item']} graded {'right' if a['correct'] else 'wrong'}, but it is not"
+            )
 
 
 def outcome_to_wire(outcome: RoundOutcome) -> dict[str, Any]:

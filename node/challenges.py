@@ -131,6 +131,10 @@ class ChallengeService:
             revealed, _ = await self.rounds.collect(uuid.uuid4().hex, request, [Answerer(model, peer_id)])
             answer: dict[str, Any] = {
                 "item": f"{item.dataset}/{item.id}",
+                # The question and what counts as right travel with the grade, so every node re-grades it.
+                "kind": item.kind,
+                "question": item.question,
+                "accepted": list(item.answers),
                 "chance": 1 / len(LETTERS) if item.kind == "mc" else 0.0,
                 "correct": False,
                 "commitment": None,

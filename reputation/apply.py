@@ -41,16 +41,18 @@ def apply_round(
 
 def apply_challenge(book: ReputationBook, challenge: ChallengeOutcome, rules: Rules, at: float) -> float:
     """Credit or debit the challenged peer for its graded answers; returns the change of its score. Counts
-    only once, only from a challenger with say, and never on the challenger itself."""
+    only once, only from a challenger with say, and never on the challenger itself. A peer with no say
+    yet earns credit only for a challenge it answered right in full, so a lucky answer among wrong ones
+    does not buy an identity with nothing to lose its way in."""
     if book.is_closed(challenge.challenge_id):
         return 0.0
     book.decay(at, rules)
     delta = 0.0
     if challenge.challenger != challenge.peer and has_say(book, challenge.challenger, rules):
+        earns = book.eligible(challenge.peer, "answer", rules) or all(a.correct for a in challenge.answers)
         for answer in challenge.answers:
-            score = book.score(challenge.peer)
-            delta += book.adjust(
-                challenge.peer, rules.challenge_change(answer.correct, answer.chance, score), rules
-            )
+            change = rules.challenge_change(answer.correct, answer.chance, book.score(challenge.peer))
+            if change < 0 or earns:
+                delta += book.adjust(challenge.peer, change, rules)
     book.abort(challenge.challenge_id)  # no stakes: this only closes it
     return delta

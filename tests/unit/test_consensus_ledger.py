@@ -47,6 +47,9 @@ def challenge_record(peer: Identity, right: int, wrong: int, cid: str = "") -> d
         answers.append(
             {
                 "item": f"civics/{i}",
+                "kind": "qa",
+                "question": "Who was the first President?",
+                "accepted": ["George Washington", "Washington"],
                 "correct": i < right,
                 "chance": 0.0,
                 "commitment": commitment,
@@ -172,6 +175,16 @@ def test_an_entry_made_under_other_rules_is_rejected() -> None:
     )
     with pytest.raises(BadEntry, match="other reputation rules"):
         Ledger().add(entry)
+
+
+def test_a_challenge_graded_against_its_answers_is_rejected() -> None:
+    passed_wrong = challenge_record(ALICE, 0, 1)
+    passed_wrong["answers"][0]["correct"] = True  # a friend vouching for a wrong answer
+    failed_right = challenge_record(ALICE, 1, 0)
+    failed_right["answers"][0]["correct"] = False  # a rival failing a right one
+    for record, verdict in ((passed_wrong, "graded right"), (failed_right, "graded wrong")):
+        with pytest.raises(BadEntry, match=verdict):
+            make(GATEWAY, 0, GENESIS, time.time(), "challenge", record, RULES)
 
 
 def test_reordered_forked_and_time_travelling_entries_are_rejected() -> None:

@@ -1,6 +1,6 @@
 """Ledger entries applied to the book: challenges (bootstrap, say, idempotence, hand-computed credits and
-penalties), rounds (the gateway's say, stakes only for the eligible, missed deadlines), round outcomes
-built from a ranking, and the book's direct adjustments."""
+penalties), rounds (the gateway's say, stakes only for the eligible, missed deadlines, a malformed
+reveal under the default rules), round outcomes built from a ranking, and the book's direct adjustments."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def test_an_empty_book_takes_a_first_challenge_from_anyone() -> None:
     delta = apply_challenge(book, challenge("c1", "stranger", "a", True, True), RULES, 0.0)
     assert delta == pytest.approx(3.0) and book.score("a") == pytest.approx(3.0)
     assert book.eligible("a", "answer", RULES) and not book.bootstrapping(RULES)
+
+
+def test_a_peer_with_no_say_earns_only_from_a_challenge_answered_right_in_full() -> None:
+    book = book_with(judge=20.0)
+    lucky = apply_challenge(book, challenge("c1", "judge", "sybil", True, False, chance=0.0), RULES, 0.0)
+    assert lucky == 0 and book.score("sybil") == 0 and "sybil" not in book.peers()
+    whole = apply_challenge(book, challenge("c2", "judge", "sybil", True, True, chance=0.0), RULES, 0.0)
+    assert whole == pytest.approx(2 * RULES.challenge_credit)
+    # Once it has a say, each right answer counts on its own.
+    mixed = apply_challenge(book, challenge("c3", "judge", "sybil", True, False, chance=0.0), RULES, 0.0)
+    assert mixed == pytest.approx(RULES.challenge_credit - RULES.challenge_penalty * (4 + RULES.challenge_credit))
 
 
 def test_a_peer_that_is_known_but_not_eligible_does_not_end_the_bootstrap() -> None:
@@ -182,6 +193,24 @@ def test_a_peer_chosen_but_missing_loses_part_of_its_stake() -> None:
     # Half of each stake: 0.5 of m's answer stake of 1.0, 0.25 of k's judge stake of 0.5.
     assert deltas == pytest.approx({"a": 0.0, "m": -0.5, "k": -0.25})
     assert book.score("m") == pytest.approx(9.5) and book.score("k") == pytest.approx(9.75)
+
+
+def test_with_the_default_rules_a_copycat_loses_its_whole_answer_stake() -> None:
+    # A copycat's reveal does not match its commitment: one malformed message, and no candidate.
+    outcome = RoundOutcome(
+        "r1", {"g": AnswerOutcome(0, 1)}, malformed={"copycat": 1}, chosen={"copycat": ("answer",)}
+    )
+    rules = Rules()
+    book = ReputationBook()
+    for peer in ("g", "copycat"):
+        book.grant(peer, 10.0, rules)
+    book.decay(0.0, rules)
+    stake = rules.answer_stake * 10.0
+    assert apply_round(book, "g", outcome, rules, 0.0) == pytest.approx({"g": 0.0, "copycat": -stake})
+    assert book.score("copycat") == pytest.approx(10.0 - stake) and book.stakes() == ()
+    # Under the rules the figures above are worked out with, the same round costs a quarter of it.
+    book = book_with(g=10.0, copycat=10.0)
+    assert apply_round(book, "g", outcome, RULES, 0.0)["copycat"] == pytest.approx(-0.25 * stake)
 
 
 # round_outcome
