@@ -72,6 +72,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bench import ledger as ledger_cost
 from ranking import schedule
 from ranking.aggregate import decide
 from ranking.bradley_terry import Ranking, Vote
@@ -474,10 +475,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="rounds a scenario")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--testnet-rounds",
+        type=int,
+        default=ledger_cost.ROUNDS,
+        help="real rounds with the ledger on and off each (0: skip the testnet part)",
+    )
+    parser.add_argument("--entries", type=int, default=ledger_cost.CATCH_UP_ENTRIES, help="to catch up on")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     print_simulation(simulate(args.rounds, args.seed), args.rounds, args.seed)
+    if args.testnet_rounds > 0:
+        ledger_cost.print_cost(ledger_cost.measure(args.testnet_rounds, args.entries))
     return 0
 
 

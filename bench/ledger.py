@@ -146,13 +146,11 @@ def measure(rounds: int = ROUNDS, entries: int = CATCH_UP_ENTRIES) -> LedgerCost
             stored.add_many(from_wire(w) for w in wires)
             stored.close()
             holder.start(180)
-            target = _head(on.nodes[0].url)
             deadline = time.monotonic() + 300
-            while _head(holder.url) != target or _head(on.nodes[0].url) != _head(holder.url):
+            while (target := _head(holder.url)) != _head(on.nodes[0].url) or target[1] < len(wires):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the network did not converge on the written entries")
                 time.sleep(0.2)
-            target = _head(holder.url)
             launched = time.perf_counter()
             missing.start(180)
             ready = time.perf_counter()
