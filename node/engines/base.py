@@ -13,6 +13,7 @@ import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
+from accel.methods import Method, methods_for
 from swarm.records import Generation, GenerationRequest, ModelInfo
 
 # Called with each streamed piece of text; returning True cancels the generation.
@@ -55,13 +56,26 @@ class EngineCrashed(EngineError):
 class Engine(ABC):
     info: ModelInfo
 
+    def methods(self) -> tuple[Method, ...]:
+        """The acceleration methods this engine applies (accel.methods); the first is its default."""
+        return methods_for(self.info.backend)
+
+    def accepted(self, method: Method | None) -> Method:
+        """The method to run a request with: the default for None; EngineError for another backend's."""
+        if method is None:
+            return self.methods()[0]
+        if method.backend != self.info.backend:
+            raise EngineError(f"method {method.name!r} is for {method.backend}, not {self.info.backend}")
+        return method
+
     @abstractmethod
-    def generate(self, request: GenerationRequest) -> Generation:
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
         """Run one request to completion."""
 
     @abstractmethod
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
-        """Run one request, handing each piece of text to `sink` as it is produced.
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
+        """Run one request, handing each piece of text to `sink` as it is produced, with the acceleration
+        `method` (None: the default).
 
         Returns the whole generation. If `sink` returns True the engine stops as
         soon as it can, makes no more calls, and reports finish_reason "cancelled".

@@ -2,21 +2,41 @@
 
 xllamacpp releases the GIL while it computes and runs `parallel` slots with
 continuous batching, so concurrent requests from worker threads share one
-loaded model.
+loaded model. An acceleration method whose settings apply at load time
+(accel.methods) runs on a server loaded with them: an engine profile, loaded
+on first use and kept, at most MAX_PROFILES at once (the least recently used
+other than the default goes first).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import xllamacpp
+from xllamacpp import common_speculative_type as speculative_type
+from xllamacpp import ggml_type
 
+from accel.methods import Method
 from swarm.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
 from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink, cpu_description
+
+MAX_PROFILES = 3
+Profile = tuple[tuple[str, Any], ...]
+_SPECULATIVE = {
+    "ngram_simple": speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE,
+    "ngram_mod": speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_MOD,
+}
+_CACHE_TYPES = {"f16": ggml_type.GGML_TYPE_F16, "q8_0": ggml_type.GGML_TYPE_Q8_0}
+
+
+def profile(load: Mapping[str, Any]) -> Profile:
+    return tuple(sorted(load.items()))
 
 
 class LlamaCppEngine(Engine):
@@ -36,7 +56,7 @@ class LlamaCppEngine(Engine):
         # other at every layer, so one of them preempted slows all (measured in bench.serve).
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self._parallel = parallel
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # around loading and unloading servers
         self.info = ModelInfo(
             name=name,
             backend="llamacpp",
@@ -46,38 +66,76 @@ class LlamaCppEngine(Engine):
             hardware=cpu_description(),
             parallel=parallel,
         )
-        self._server: Any = self._load()
+        self._servers: OrderedDict[Profile, Any] = OrderedDict({(): self._load({})})
 
-    def _load(self) -> Any:
+    def params(self, load: Mapping[str, Any]) -> Any:
+        """The llama.cpp parameters of a profile: the engine's own, changed by a method's `load`."""
         params = xllamacpp.CommonParams()
         params.model.path = self._path
         # llama.cpp splits n_ctx across its slots: give every slot the full context.
         params.n_ctx = self._context_length * self._parallel
         params.n_parallel = self._parallel
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
+        threads = (os.cpu_count() or 1) if load.get("threads") == "all" else self.threads
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
         params.verbosity = -1
-        return xllamacpp.Server(params)
+        kind = load.get("speculative")
+        if kind == "ngram_simple":
+            params.speculative.types = [_SPECULATIVE[kind]]
+            params.speculative.ngram_simple.size_n = int(load["ngram_n"])
+            params.speculative.ngram_simple.size_m = int(load["ngram_m"])
+        elif kind == "ngram_mod":
+            params.speculative.types = [_SPECULATIVE[kind]]
+            params.speculative.ngram_mod.n_match = int(load["ngram_n"])
+            params.speculative.ngram_mod.n_min = 2
+            params.speculative.ngram_mod.n_max = int(load["ngram_m"])
+        elif kind is not None:
+            raise EngineError(f"llama.cpp has no speculative decoding {kind!r} here")
+        if "cache_type" in load:
+            params.cache_type_k = params.cache_type_v = _CACHE_TYPES[load["cache_type"]]
+        if "n_batch" in load:
+            params.n_batch, params.n_ubatch = int(load["n_batch"]), int(load["n_ubatch"])
+        return params
 
-    def _server_or_raise(self) -> Any:
-        server = self._server
-        if server is None:
-            raise EngineUnavailable(f"model {self.info.name!r} is restarting")
-        return server
+    def _load(self, load: Mapping[str, Any]) -> Any:
+        try:
+            return xllamacpp.Server(self.params(load))
+        except RuntimeError as exc:
+            raise EngineError(
+                f"llama.cpp could not load {self.info.name!r} with {dict(load)}: {exc}"
+            ) from exc
 
-    def _call(self, request: GenerationRequest, stream: bool, callback: Any = None) -> Any:
-        server = self._server_or_raise()
-        body = openai_shape.request_body(request, stream=stream)
+    def _server_for(self, method: Method) -> Any:
+        key = profile(method.load)
+        with self._lock:
+            if () not in self._servers:
+                raise EngineUnavailable(f"model {self.info.name!r} is restarting")
+            server = self._servers.get(key)
+            if server is None:
+                server = self._servers[key] = self._load(method.load)
+                while len(self._servers) > MAX_PROFILES:
+                    oldest = next(k for k in self._servers if k not in ((), key))
+                    del self._servers[oldest]
+            self._servers.move_to_end(key)
+            return server
+
+    def profiles(self) -> list[Profile]:
+        """The profiles loaded now, least recently used first."""
+        return list(self._servers)
+
+    def _call(self, request: GenerationRequest, method: Method, stream: bool, callback: Any = None) -> Any:
+        server = self._server_for(method)
+        body = openai_shape.request_body(request, stream=stream) | dict(method.request)
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         try:
             return handler(body) if callback is None else handler(body, callback)
         except Exception as exc:  # xllamacpp surfaces engine faults as plain exceptions
             raise EngineCrashed(f"llama.cpp failed on model {self.info.name!r}: {exc}") from exc
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        return openai_shape.parse_generation(self._call(request, stream=False))
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
+        return openai_shape.parse_generation(self._call(request, self.accepted(method), stream=False))
 
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
         accumulator = openai_shape.StreamAccumulator(sink)
         failure: EngineError | None = None
 
@@ -90,7 +148,7 @@ class LlamaCppEngine(Engine):
                 failure = error
                 return True
 
-        returned = self._call(request, stream=True, callback=feed)
+        returned = self._call(request, self.accepted(method), stream=True, callback=feed)
         if failure is not None:
             raise failure
         # Errors found before generation starts come back as the return value, not a chunk.
@@ -100,9 +158,9 @@ class LlamaCppEngine(Engine):
 
     def restart(self) -> None:
         with self._lock:
-            self._server = None
-            self._server = self._load()
+            self._servers.clear()
+            self._servers[()] = self._load({})
 
     def close(self) -> None:
         with self._lock:
-            self._server = None
+            self._servers.clear()

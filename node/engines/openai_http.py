@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from accel.methods import Method
 from swarm.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
@@ -85,10 +86,13 @@ class OpenAIEngine(Engine):
             return None
 
     @contextmanager
-    def _post(self, request: GenerationRequest, *, stream: bool) -> Iterator[httpx.Response]:
+    def _post(self, request: GenerationRequest, method: Method, *, stream: bool) -> Iterator[httpx.Response]:
         """POST the request and yield the open response, with transport failures made EngineUnavailable."""
         path = "/chat/completions" if request.is_chat else "/completions"
-        body = openai_shape.request_body(request, model=self._remote_model, stream=stream)
+        body = {
+            **openai_shape.request_body(request, model=self._remote_model, stream=stream),
+            **method.request,
+        }
         try:
             with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
@@ -100,14 +104,14 @@ class OpenAIEngine(Engine):
                 f"({type(exc).__name__}: {exc})"
             ) from exc
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        with self._post(request, stream=False) as response:
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
+        with self._post(request, self.accepted(method), stream=False) as response:
             return openai_shape.parse_generation(_json(response.read()))
 
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
         accumulator = openai_shape.StreamAccumulator(sink)
         # Leaving the block early closes the connection, which is how the server learns to stop.
-        with self._post(request, stream=True) as response:
+        with self._post(request, self.accepted(method), stream=True) as response:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
                     continue  # blank separators, ": keep-alive" comments, "event:" names

@@ -23,6 +23,7 @@ from transformers import (
     TextIteratorStreamer,
 )
 
+from accel.methods import Method
 from swarm.records import FinishReason, Generation, GenerationRequest, ModelInfo, Usage
 
 from .base import (
@@ -165,16 +166,17 @@ class TransformersEngine(Engine):
             encoded = tokenizer(request.prompt, return_tensors="pt")
         return {key: value.to(self._device) for key, value in encoded.items()}
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        return self.stream(request, lambda _piece: False)
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
+        return self.stream(request, lambda _piece: False, method)
 
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
+        method = self.accepted(method)
         with self._lock:
             if self._model is None:
                 raise EngineUnavailable(f"model {self.info.name!r} is restarting")
-            return self._run(request, sink)
+            return self._run(request, sink, method)
 
-    def _run(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def _run(self, request: GenerationRequest, sink: TextSink, method: Method) -> Generation:
         inputs = self._encode(request)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         if prompt_tokens >= self._context_length:
@@ -200,6 +202,7 @@ class TransformersEngine(Engine):
                         streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([flag]),
                         pad_token_id=pad_id,
+                        **method.request,
                     )
             except Exception as exc:  # handed to the caller's thread below
                 outcome["error"] = exc

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from accel.methods import Method
 from node.ports import free_port
 from node.supervisor import ProcessStartError, ProcessSupervisor
 from swarm.records import Generation, GenerationRequest, ModelInfo
@@ -106,14 +107,16 @@ class VllmEngine(Engine):
             )
         return self._inner
 
-    def generate(self, request: GenerationRequest) -> Generation:
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
+        self.accepted(method)  # vLLM's engine options are per process: only its default here
         inner = self._ready_inner()
         try:
             return inner.generate(request)
         except ServerUnreachable as exc:
             raise self._went_away(exc) from exc
 
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
+        self.accepted(method)
         inner = self._ready_inner()
         try:
             return inner.stream(request, sink)

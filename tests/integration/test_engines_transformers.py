@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers.generation.configuration_utils import GenerationMode
 
-from node.engines.base import ContextLengthExceeded
+from accel.methods import DEFAULT, TRANSFORMERS
+from accel.methods import method as accel_method
+from node.engines.base import ContextLengthExceeded, EngineError
 from node.engines.transformers_engine import TransformersEngine, _StopScanner
 from swarm.records import GenerationRequest, Message
 from tests.support.streaming import Collect, assert_stream_matches_generate
@@ -143,3 +147,43 @@ def test_loads_an_hf_folder(smollm2_path: Path, tmp_path: Path) -> None:
         assert engine.info.source == str(tmp_path)
     finally:
         engine.close()
+
+
+# ---- acceleration methods (accel.methods): each really changes how generate runs, and lossless
+# ones leave greedy output as it was
+
+COPY = GenerationRequest(
+    model="smollm2",
+    messages=(
+        Message(
+            "user",
+            "Repeat this Python function exactly, then stop:\n\ndef add(a, b):\n    total = a + b\n"
+            "    return total\n",
+        ),
+    ),
+    max_tokens=32,
+    temperature=0.0,
+)
+
+
+@pytest.mark.parametrize("name", [m.name for m in TRANSFORMERS if m.name != DEFAULT])
+def test_each_method_changes_how_generate_runs(engine: TransformersEngine, name: str) -> None:
+    method = accel_method("transformers", name)
+    config = copy.deepcopy(engine._model.generation_config)
+    before = config.to_dict()
+    config.update(**method.request)
+    assert config.to_dict() != before  # the method's settings reach generate's configuration
+    if name.startswith("prompt-lookup"):
+        assert config.get_generation_mode() == GenerationMode.ASSISTED_GENERATION
+
+
+@pytest.mark.parametrize("name", [m.name for m in TRANSFORMERS if m.lossless and m.name != DEFAULT])
+def test_lossless_methods_keep_greedy_output(engine: TransformersEngine, name: str) -> None:
+    method = accel_method("transformers", name)
+    for request in (GREEDY, COPY):
+        assert engine.generate(request, method) == engine.generate(request)
+
+
+def test_a_method_of_another_engine_is_refused(engine: TransformersEngine) -> None:
+    with pytest.raises(EngineError, match="for llamacpp"):
+        engine.generate(GREEDY, accel_method("llamacpp", "ngram-simple"))
