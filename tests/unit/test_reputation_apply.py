@@ -85,7 +85,9 @@ def test_a_peer_with_no_say_earns_only_from_a_challenge_answered_right_in_full()
     assert whole == pytest.approx(2 * RULES.challenge_credit)
     # Once it has a say, each right answer counts on its own.
     mixed = apply_challenge(book, challenge("c3", "judge", "sybil", True, False, chance=0.0), RULES, 0.0)
-    assert mixed == pytest.approx(RULES.challenge_credit - RULES.challenge_penalty * (4 + RULES.challenge_credit))
+    assert mixed == pytest.approx(
+        RULES.challenge_credit - RULES.challenge_penalty * (4 + RULES.challenge_credit)
+    )
 
 
 def test_a_peer_that_is_known_but_not_eligible_does_not_end_the_bootstrap() -> None:
