@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
+from accel.tasks import mix
 from consensus import LedgerEntry
 from routing.router import RouteDecision
 from routing.selection import Budget
@@ -37,6 +38,7 @@ from swarm import __version__
 from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, Usage, to_wire
 from swarm.types import SWARM_MODEL
 
+from .accel import Accelerator, profile
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
 from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
 from .ledger import LedgerService
@@ -196,8 +198,10 @@ class NodeState:
         router: Router | None = None,
         rounds: RoundService | None = None,
         ledger: LedgerService | None = None,
+        accelerator: Accelerator | None = None,
     ) -> None:
         self.models = models
+        self.accelerator = accelerator
         self.router = router
         self.rounds = rounds
         self.ledger = ledger
@@ -526,6 +530,40 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         assert current is not None
         return {"adopted": adopted, "current": _table_summary(current)}
 
+    def _accelerator() -> Accelerator:
+        if state.accelerator is None:
+            raise APIError(404, "this node learns no acceleration", code="not_found")
+        return state.accelerator
+
+    @app.get("/v1/accel", summary="What the node learned: per task kind, the method it picks, the speed-up")
+    async def accel_summary() -> dict[str, Any]:
+        summary = _accelerator().summary()
+        summary["methods"] = {
+            name: [
+                {"name": m.name, "lossless": m.lossless, "summary": m.summary}
+                for m in hosted.engine.methods()
+            ]
+            for name, hosted in state.models.items()
+        }
+        return summary
+
+    @app.post("/v1/accel/profile", summary="Run a built-in task mix through every method: a first history")
+    async def accel_profile(body: ProfileBody) -> dict[str, Any]:
+        accelerator = _accelerator()
+        unknown = sorted(set(body.models or ()) - set(state.models))
+        if unknown:
+            raise APIError(
+                404, f"not hosted here: {', '.join(unknown)}", code="model_not_found", param="models"
+            )
+        models = {n: m for n, m in state.models.items() if not body.models or n in body.models}
+        started = time.perf_counter()
+        found = await profile(models, accelerator, mix(body.per_kind, body.seed))
+        return {
+            "seconds": time.perf_counter() - started,
+            "methods": [p.to_json() for p in found],
+            "records": len(accelerator.history),
+        }
+
     def _ledger() -> LedgerService:
         if state.ledger is None:
             raise APIError(404, "this node keeps no ledger", code="not_found")
@@ -786,6 +824,13 @@ def _table_summary(table: ClusterTable) -> dict[str, Any]:
             for i, name in enumerate(table.models)
         },
     }
+
+
+class ProfileBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    per_kind: int = Field(default=2, ge=1, le=50, description="tasks of every kind in the mix")
+    seed: int = 0
+    models: list[str] | None = Field(default=None, description="models to profile (default: all here)")
 
 
 def _ledger_summary(service: LedgerService, limit: int) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import trio
 from consensus import Ledger
 from swarm.config import NodeConfig
 
+from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
 from .catalog import CatalogError
 from .challenges import ChallengeConfig, ChallengeService
@@ -136,9 +137,20 @@ def _open_ledger(data_dir: Path) -> Ledger:
 async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, transport: Transport) -> None:
     metrics = NodeMetrics()
     metrics.watch_transport(transport.counters)
+    accel = AccelConfig(enabled=config.accel, exploration=config.accel_exploration, lossy=config.accel_lossy)
+    try:
+        accelerator = Accelerator(config.data_dir, accel)
+    except (sqlite3.Error, OSError) as exc:
+        raise NodeStartError(
+            f"can't open the acceleration history in {config.data_dir / 'accel'}: {exc}"
+        ) from None
     hosted = {
         e.info.name: HostedModel(
-            e, metrics, max_waiting=config.max_waiting, price_per_token=m.price_per_token
+            e,
+            metrics,
+            max_waiting=config.max_waiting,
+            price_per_token=m.price_per_token,
+            accelerator=accelerator,
         )
         for e, m in zip(engines, config.models, strict=True)
     }
@@ -163,7 +175,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
         recorder=ledger_service.record_round if ledger_service else None,
     )
-    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds, ledger_service)
+    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds, ledger_service, accelerator)
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host
@@ -180,6 +192,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         except TransportStartError as exc:
             raise NodeStartError(str(exc)) from None
         await nursery.start(network.run)
+        await nursery.start(accelerator.run)
         if ledger_service is not None:
             await nursery.start(ledger_service.run)
             challenge = ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file)
@@ -207,6 +220,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         nursery.cancel_scope.deadline = trio.current_time() + hyper.graceful_timeout + 1
     if ledger_service is not None:
         ledger_service.ledger.close()
+    accelerator.close()
 
 
 def main(config: NodeConfig) -> int:

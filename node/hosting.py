@@ -18,9 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import trio
 
+from accel.features import TaskFeatures
+from accel.methods import Method
 from swarm.records import Generation, GenerationRequest, ModelInfo
 
 from . import prompts
+from .accel import Accelerator, Measurement, features_of
 from .engines.base import Engine, EngineCrashed, EngineError, EngineUnavailable
 from .metrics import NodeMetrics
 
@@ -150,9 +153,16 @@ class TextStream:
 
 class HostedModel:
     def __init__(
-        self, engine: Engine, metrics: NodeMetrics, *, max_waiting: int = 64, price_per_token: float = 0.0
+        self,
+        engine: Engine,
+        metrics: NodeMetrics,
+        *,
+        max_waiting: int = 64,
+        price_per_token: float = 0.0,
+        accelerator: Accelerator | None = None,
     ) -> None:
         self.engine = engine
+        self.accelerator = accelerator
         self.price_per_token = price_per_token
         self.name = engine.info.name
         self.queue = ModelQueue(engine.info.parallel, max_waiting)
@@ -233,16 +243,46 @@ class HostedModel:
         self._metrics.running.labels(self.name).dec()
         self.queue.release()
 
+    def _pick(self, request: GenerationRequest) -> tuple[TaskFeatures, Method]:
+        """The request's features, and the acceleration method the node's learner picks for it."""
+        info = self.engine.info
+        features = features_of(request, self.name, info.backend, info.hardware, self.running)
+        if self.accelerator is None:
+            return features, self.engine.methods()[0]
+        return features, self.accelerator.choose(features, self.engine.methods())[0]
+
+    def _learn(self, features: TaskFeatures, method: Method, measured: Measurement) -> None:
+        if self.accelerator is not None and measured.generation.finish_reason != "cancelled":
+            self.accelerator.record(features, method, measured, matched=None)
+
     async def generate(self, request: GenerationRequest) -> Generation:
         """Run a request to completion; cancelling the caller (the client left) stops the engine too."""
         request = self.prepare(request)
+        features, method = self._pick(request)
+        measured = await self.measure(request, method, prepared=True)
+        self._learn(features, method, measured)
+        return measured.generation
+
+    async def measure(
+        self, request: GenerationRequest, method: Method, *, prepared: bool = False
+    ) -> Measurement:
+        """Run a request with the given acceleration method, timed; recorded nowhere."""
+        if not prepared:
+            request = self.prepare(request)
         started = await self._admit()
         cancel = threading.Event()
+        first: list[float] = []
+
+        def sink(_piece: str) -> bool:
+            if not first:
+                first.append(time.monotonic())
+            return cancel.is_set()
+
         try:
             # Streamed internally so a cancelled caller can stop the engine at its next token
             # instead of leaving it to generate for nobody.
             generation = await trio.to_thread.run_sync(
-                self.engine.stream, request, lambda _: cancel.is_set(), abandon_on_cancel=True
+                self.engine.stream, request, sink, method, abandon_on_cancel=True
             )
         except trio.Cancelled:
             cancel.set()
@@ -254,23 +294,27 @@ class HostedModel:
         finally:
             self._leave()
         self._account(generation, started)
-        return generation
+        ttft = first[0] - started if first else None
+        return Measurement(generation, time.monotonic() - started, ttft)
 
     async def stream(self, request: GenerationRequest) -> TextStream:
         """Start a streamed generation; returns once the first piece (or an error) is known."""
         request = self.prepare(request)
+        features, method = self._pick(request)
         started = await self._admit()
         assert self._nursery is not None
-        return await TextStream.start(self._nursery, self._produce, request, started)
+        return await TextStream.start(self._nursery, self._produce, request, features, method, started)
 
     async def _produce(
         self,
         request: GenerationRequest,
+        features: TaskFeatures,
+        method: Method,
         started: float,
         send: trio.MemorySendChannel,
         cancel: threading.Event,
     ) -> None:
-        first_token_seen = False
+        first_token_at: float | None = None
         loop = trio.lowlevel.current_trio_token()
 
         def deliver(text: str) -> None:
@@ -282,12 +326,12 @@ class HostedModel:
         def sink(text: str) -> bool:
             # Hand the piece to the event loop without waiting for it: a round trip per token
             # would slow generation itself.
-            nonlocal first_token_seen
+            nonlocal first_token_at
             if cancel.is_set():
                 return True
-            if not first_token_seen:
-                first_token_seen = True
-                self._metrics.time_to_first_token.labels(self.name).observe(time.monotonic() - started)
+            if first_token_at is None:
+                first_token_at = time.monotonic()
+                self._metrics.time_to_first_token.labels(self.name).observe(first_token_at - started)
             try:
                 loop.run_sync_soon(deliver, text)
             except trio.RunFinishedError:
@@ -296,7 +340,7 @@ class HostedModel:
 
         async with send:
             try:
-                generation = await trio.to_thread.run_sync(self.engine.stream, request, sink)
+                generation = await trio.to_thread.run_sync(self.engine.stream, request, sink, method)
             except EngineError as error:
                 self._on_engine_error(error)
                 outcome: object = error
@@ -306,6 +350,8 @@ class HostedModel:
                 outcome = crash
             else:
                 self._account(generation, started)
+                ttft = None if first_token_at is None else first_token_at - started
+                self._learn(features, method, Measurement(generation, time.monotonic() - started, ttft))
                 outcome = generation
                 if generation.finish_reason == "cancelled":
                     self._metrics.client_disconnects.labels(self.name).inc()

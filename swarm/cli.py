@@ -21,6 +21,16 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     node = commands.add_parser("node", help="run and manage a node").add_subparsers(
         dest="node_command", required=True
     )
+    accel = node.add_parser("accel", help="what the node learned about accelerating its models")
+    accel.add_argument("--json", action="store_true", help="machine-readable")
+    _add_client_options(accel)
+    profile = node.add_parser(
+        "profile", help="run a built-in task mix through every acceleration method: a first history"
+    )
+    profile.add_argument("--per-kind", type=int, default=2, help="tasks of each kind (default 2)")
+    profile.add_argument("--seed", type=int, default=0)
+    profile.add_argument("--models", help="comma-separated models to profile (default: all on the node)")
+    _add_client_options(profile)
     start = node.add_parser("start", help="start a node that serves models over an OpenAI-compatible API")
     start.add_argument("--config", type=Path, help="TOML config file (flags override it)")
     start.add_argument(
@@ -76,6 +86,24 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--mdns", action="store_true", default=None, help="find peers on the LAN by mDNS")
     start.add_argument("--announce-interval", type=float, help="seconds between announcements (default 5)")
     start.add_argument(
+        "--no-accel",
+        dest="accel",
+        action="store_false",
+        default=None,
+        help="run every request with the engine's defaults: no acceleration learning",
+    )
+    start.add_argument(
+        "--accel-exploration",
+        type=float,
+        help="share of requests that try a method the learner is less sure of (default 0.1)",
+    )
+    start.add_argument(
+        "--accel-lossy",
+        action="store_true",
+        default=None,
+        help="let the learner pick methods that change greedy output (a quantised KV cache...)",
+    )
+    start.add_argument(
         "--no-ledger",
         dest="ledger",
         action="store_false",
@@ -128,6 +156,9 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         bootstrap=args.bootstrap,
         mdns=args.mdns,
         announce_interval=args.announce_interval,
+        accel=args.accel,
+        accel_exploration=args.accel_exploration,
+        accel_lossy=args.accel_lossy,
         ledger=args.ledger,
         challenge_interval=args.challenge_interval,
         challenge_file=args.challenge_file,
@@ -336,6 +367,41 @@ def _peers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accel(args: argparse.Namespace) -> int:
+    with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
+        summary = client.accel()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    state = "on" if summary["enabled"] else "off"
+    print(f"acceleration learning {state}; {summary['records']} requests in the history", end="")
+    print(f"; exploring {summary['exploration']:.0%}{', lossy methods allowed' if summary['lossy'] else ''}")
+    print(f"\n{'MODEL':30} {'TASK KIND':22} {'PICKS':18} {'SPEED-UP':>8} {'RECORDS':>8}")
+    for row in summary["learned"]:
+        print(
+            f"{row['model']:30} {row['kind']:22} {row['method']:18} {row['expected_speedup']:7.2f}x "
+            f"{row['method_records']:>3}/{row['records']:<4}"
+        )
+    if not summary["learned"]:
+        print("(nothing learned yet: serve some requests, or run `swarm node profile`)")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    models = args.models.split(",") if args.models else None
+    with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
+        report = client.profile(per_kind=args.per_kind, seed=args.seed, models=models)
+    print(f"{'MODEL':30} {'METHOD':18} {'SPEED-UP':>8} {'SAME OUTPUT':>12}  LOSSLESS")
+    for row in report["methods"]:
+        speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
+        claim = {None: "no (claims none)", True: "yes, holds", False: "claimed, BROKEN"}[row["claim_holds"]]
+        print(
+            f"{row['model']:30} {row['method']:18} {speedup:>8} {row['matched']:>5}/{row['runs']:<6}  {claim}"
+        )
+    print(f"-- {report['seconds']:.0f} s; {report['records']} requests in the node's history")
+    return 0
+
+
 def _ledger(args: argparse.Namespace) -> int:
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         if args.action == "verify":
@@ -451,6 +517,10 @@ def _testnet(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "node" and args.node_command == "accel":
+            return _accel(args)
+        if args.command == "node" and args.node_command == "profile":
+            return _profile(args)
         if args.command == "node":
             from node.daemon import main as run_daemon
 

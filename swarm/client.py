@@ -289,6 +289,22 @@ class AsyncClient:
         """Give the node a routing table (as `ClusterTable.to_json` writes it); the network takes it up."""
         return await self._json("PUT", "/v1/routing/table", table, timeout)
 
+    async def accel(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """What the node learned about accelerating its models: per task kind, the method and speed-up."""
+        return await self._json("GET", "/v1/accel", None, timeout)
+
+    async def profile(
+        self,
+        *,
+        per_kind: int = 2,
+        seed: int = 0,
+        models: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Run the built-in task mix through every acceleration method of the node's models."""
+        body = {"per_kind": per_kind, "seed": seed, "models": models}
+        return await self._json("POST", "/v1/accel/profile", body, timeout)
+
     async def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
         """The node's ledger: its head, its latest `limit` entries, and the reputation table."""
         return await self._json("GET", f"/v1/ledger?limit={limit}", None, timeout)
@@ -363,6 +379,20 @@ class Client:
 
     def install_routing_table(self, table: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         return self._portal.call(partial(self._async.install_routing_table, table, timeout=timeout))
+
+    def accel(self, *, timeout: float | None = None) -> dict[str, Any]:
+        return self._portal.call(partial(self._async.accel, timeout=timeout))
+
+    def profile(
+        self,
+        *,
+        per_kind: int = 2,
+        seed: int = 0,
+        models: list[str] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        call = partial(self._async.profile, per_kind=per_kind, seed=seed, models=models, timeout=timeout)
+        return self._portal.call(call)
 
     def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
         return self._portal.call(partial(self._async.ledger, limit=limit, timeout=timeout))

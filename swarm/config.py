@@ -88,6 +88,10 @@ class NodeConfig:
     bootstrap: tuple[str, ...] = ()  # multiaddrs of peers to join through
     mdns: bool = False  # find peers on the LAN by multicast DNS
     announce_interval: float = 5.0  # seconds between announcements; peers expire after three missed
+    # Pick an acceleration method per request from the node's own history (accel/); off: engine defaults.
+    accel: bool = True
+    accel_exploration: float = 0.1  # share of requests run with a method the learner is less sure of
+    accel_lossy: bool = False  # may methods that change greedy output be picked?
     # Keep the ledger and let reputation decide who has a say; off, every node is trusted alike.
     ledger: bool = True
     challenge_interval: float = 60.0  # seconds between proof-of-capability beats; 0: challenge nobody
@@ -106,6 +110,8 @@ class NodeConfig:
             raise ConfigError("announce_interval must be positive")
         if self.max_waiting < 0:
             raise ConfigError("max_waiting can't be negative")
+        if not 0 <= self.accel_exploration <= 1:
+            raise ConfigError("accel_exploration must lie between 0 and 1")
         if self.challenge_interval < 0:
             raise ConfigError("challenge_interval can't be negative")
 

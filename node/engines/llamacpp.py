@@ -26,7 +26,7 @@ from swarm.records import Generation, GenerationRequest, ModelInfo
 from . import openai_shape
 from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink, cpu_description
 
-MAX_PROFILES = 3
+MAX_PROFILES = 4  # the default and the three other lossless methods: no reloading between them
 Profile = tuple[tuple[str, Any], ...]
 _SPECULATIVE = {
     "ngram_simple": speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE,
