@@ -143,7 +143,7 @@ def task(kind: str, rng: random.Random) -> Task:
     raise ValueError(f"unknown task kind {kind!r}; known: {', '.join(KINDS)}")
 
 
-def mix(per_kind: int, seed: int = 0) -> list[Task]:
-    """`per_kind` tasks of every kind, interleaved, from `seed`."""
+def mix(per_kind: int, seed: int = 0, kinds: tuple[str, ...] = KINDS) -> list[Task]:
+    """`per_kind` tasks of every kind in `kinds`, interleaved, from `seed`."""
     rng = random.Random(seed)
-    return [task(kind, rng) for _ in range(per_kind) for kind in KINDS]
+    return [task(kind, rng) for _ in range(per_kind) for kind in kinds]

@@ -181,8 +181,19 @@ class Accelerator:
             log.error("could not save the acceleration learner: %s", exc)
         log.info("acceleration learner retrained on %d records", len(records))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, recent: int = 10) -> dict[str, Any]:
         return {
+            "recent": [
+                {
+                    "model": r.features.model,
+                    "kind": r.features.kind(),
+                    "method": r.method,
+                    "tokens_per_s": r.tokens_per_s,
+                    "latency_s": r.latency_s,
+                    "matched": r.matched,
+                }
+                for r in self.history.records()[-recent:]
+            ],
             "enabled": self.config.enabled,
             "exploration": self.config.exploration,
             "lossy": self.config.lossy,

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
-from accel.tasks import mix
+from accel.tasks import KINDS, mix
 from consensus import LedgerEntry
 from routing.router import RouteDecision
 from routing.selection import Budget
@@ -557,7 +557,7 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
             )
         models = {n: m for n, m in state.models.items() if not body.models or n in body.models}
         started = time.perf_counter()
-        found = await profile(models, accelerator, mix(body.per_kind, body.seed))
+        found = await profile(models, accelerator, mix(body.per_kind, body.seed, tuple(body.kinds)))
         return {
             "seconds": time.perf_counter() - started,
             "methods": [p.to_json() for p in found],
@@ -831,6 +831,15 @@ class ProfileBody(BaseModel):
     per_kind: int = Field(default=2, ge=1, le=50, description="tasks of every kind in the mix")
     seed: int = 0
     models: list[str] | None = Field(default=None, description="models to profile (default: all here)")
+    kinds: list[str] = Field(default=list(KINDS), description=f"task kinds, among {', '.join(KINDS)}")
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown or not kinds:
+            raise ValueError(f"unknown task kinds {unknown}; known: {', '.join(KINDS)}")
+        return kinds
 
 
 def _ledger_summary(service: LedgerService, limit: int) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     profile.add_argument("--per-kind", type=int, default=2, help="tasks of each kind (default 2)")
     profile.add_argument("--seed", type=int, default=0)
     profile.add_argument("--models", help="comma-separated models to profile (default: all on the node)")
+    profile.add_argument("--kinds", help="comma-separated task kinds (default: all of them)")
     _add_client_options(profile)
     start = node.add_parser("start", help="start a node that serves models over an OpenAI-compatible API")
     start.add_argument("--config", type=Path, help="TOML config file (flags override it)")
@@ -389,8 +390,9 @@ def _accel(args: argparse.Namespace) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     models = args.models.split(",") if args.models else None
+    kinds = args.kinds.split(",") if args.kinds else None
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
-        report = client.profile(per_kind=args.per_kind, seed=args.seed, models=models)
+        report = client.profile(per_kind=args.per_kind, seed=args.seed, models=models, kinds=kinds)
     print(f"{'MODEL':30} {'METHOD':18} {'SPEED-UP':>8} {'SAME OUTPUT':>12}  LOSSLESS")
     for row in report["methods"]:
         speedup = f"{row['speedup']:.2f}x" if row["speedup"] else "-"
@@ -485,7 +487,9 @@ def _testnet(args: argparse.Namespace) -> int:
 
     if args.testnet_command == "up":
         models = args.models.split(",") if args.models else None
-        net = testnet.Testnet(args.nodes, models, args.dir, challenge_interval=args.challenge_interval)
+        net = testnet.Testnet(
+            args.nodes, models, args.dir, challenge_interval=args.challenge_interval, accel=True
+        )
         print(f"starting {args.nodes} nodes in {net.directory} ...", file=sys.stderr)
         try:
             nodes = net.up()

@@ -299,10 +299,14 @@ class AsyncClient:
         per_kind: int = 2,
         seed: int = 0,
         models: list[str] | None = None,
+        kinds: list[str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """Run the built-in task mix through every acceleration method of the node's models."""
-        body = {"per_kind": per_kind, "seed": seed, "models": models}
+        """Run the built-in task mix (all kinds, or `kinds`) through every acceleration method of the node's
+        models (all, or `models`); the node learns from it."""
+        body: dict[str, Any] = {"per_kind": per_kind, "seed": seed, "models": models}
+        if kinds:
+            body["kinds"] = kinds
         return await self._json("POST", "/v1/accel/profile", body, timeout)
 
     async def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
@@ -389,9 +393,12 @@ class Client:
         per_kind: int = 2,
         seed: int = 0,
         models: list[str] | None = None,
+        kinds: list[str] | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        call = partial(self._async.profile, per_kind=per_kind, seed=seed, models=models, timeout=timeout)
+        call = partial(
+            self._async.profile, per_kind=per_kind, seed=seed, models=models, kinds=kinds, timeout=timeout
+        )
         return self._portal.call(call)
 
     def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:

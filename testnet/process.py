@@ -31,8 +31,11 @@ class NodeProcess:
         p2p_port: int | None = None,
         env: dict[str, str] | None = None,
         detached: bool = False,
+        accel: bool = False,
     ) -> None:
-        """`detached`: in a session of its own, so it outlives the command that started it (testnet up)."""
+        """`detached`: in a session of its own, so it outlives the command that started it (testnet up).
+        `accel` off (the default) runs every request with the engine's default settings: a test sees
+        what it asked for, not a method the node's learner is trying out."""
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,6 +53,7 @@ class NodeProcess:
             "--p2p-port",
             str(self.p2p_port),
             *args,
+            *(() if accel else ("--no-accel",)),
         ]
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"

@@ -58,6 +58,7 @@ class Testnet:
         announce_interval: float = 2.0,
         challenge_interval: float = 0.0,
         challenge_file: Path | None = None,
+        accel: bool = False,
         start_timeout: float = 180.0,
     ) -> None:
         """`challenge_interval` 0 (the default): no node challenges another, so the network stays in its
@@ -70,6 +71,7 @@ class Testnet:
         self.directory = Path(directory or default_dir())
         self.extra_args = extra_args
         self.announce_interval = announce_interval
+        self.accel = accel
         self.challenge_args = ["--challenge-interval", str(challenge_interval)]
         if challenge_file is not None:
             self.challenge_args += ["--challenge-file", str(challenge_file)]
@@ -91,7 +93,7 @@ class Testnet:
         ]  # fmt: skip
         if bootstrap:
             args += ["--bootstrap", bootstrap]
-        return NodeProcess(self.directory / f"node-{index}", *args, detached=True)
+        return NodeProcess(self.directory / f"node-{index}", *args, detached=True, accel=self.accel)
 
     def up(self) -> list[TestnetNode]:
         """Start every node, wait until each sees all the others, write the state file."""
