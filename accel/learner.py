@@ -29,7 +29,9 @@ difference, so what the regression misses for every method alike cancels.
 Its bandwidth h, or none, is chosen per method by cross-validation.
 
 A history under MIN_FOR_TUNING records is not tuned: strong penalties, which
-leave per-method mean speed-ups, and no correction.
+leave per-method mean speed-ups, and no correction. Nor is one on which the
+tuned model picks worse than that plain one on tasks held out by
+cross-validation: on a small, noisy history tuning fits the noise.
 
 The choice is the fastest predicted method, the default on a tie. It explores
 as an epsilon-greedy bandit: with probability exploration / sqrt(1 + n) it
@@ -72,6 +74,7 @@ KNOT_QUANTILES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
 BANDWIDTHS = (2.0, 1.0, 0.5, 0.25)
 KERNEL_PRIOR = 1.0  # weight of the 0 a kernel mean is shrunk toward: one close neighbour's worth
 MIN_FOR_TUNING = 40  # records
+SELECTION_FOLDS = 3  # when checking that tuning selects better than the plain averages
 FOLDS = 5
 MAX_VALIDATION = 500  # held-out tasks per fold
 MAX_NEIGHBOURS = 2_000  # the most recent tasks kept for the correction (and saved)
@@ -249,7 +252,11 @@ class MetaLearner:
 
     # ---- fitting
 
-    def _fit_group(self, rows: list[Record], index: dict[str, int], rng: np.random.Generator) -> _Model:
+    def _fit_group(
+        self, rows: list[Record], index: dict[str, int], rng: np.random.Generator, tune: bool | None = None
+    ) -> _Model:
+        if tune is None:
+            tune = len(rows) >= MIN_FOR_TUNING and not self._thin_selects_as_well(rows, index, rng)
         vectors = np.array([r.features.vector() for r in rows])
         method = np.array([index[r.method] for r in rows])
         y = np.log([r.tokens_per_s for r in rows])
@@ -263,7 +270,7 @@ class MetaLearner:
         count = len(self.methods)
         penalty = _penalties(count, x.shape[1], THIN_SLOPE_PENALTY)
         relevant, bandwidth = np.zeros((count, DIMENSIONS), dtype=bool), np.zeros(count)
-        if len(rows) >= MIN_FOR_TUNING:
+        if tune:
             penalty = _tune_penalties(x, y, method, count, hinges.columns(), default, rng)
             relevant = penalty[:count, 1 : 1 + DIMENSIONS] < SLOPE_PENALTIES[0]
             bandwidth = _tune_bandwidths(x, z, y, method, penalty, relevant, default, rng)
@@ -289,6 +296,36 @@ class MetaLearner:
             tries={k: dict(sorted(c.items())) for k, c in sorted(tries.items())},
             kinds={k: (s / sum(tries[k].values())).tolist() for k, s in sorted(sums.items())},
         )
+
+    def _thin_selects_as_well(
+        self, rows: list[Record], index: dict[str, int], rng: np.random.Generator
+    ) -> bool:
+        """Whether the untuned model (per-method mean speed-ups) picks methods at least as well as the
+        tuned one, by the regret of each one's picks on tasks held out by cross-validation (tasks measured
+        with two methods or more): tuning on a small, noisy history can fit its noise, and then the plain
+        averages select better. Without such tasks there is nothing to compare, and tuning stays."""
+        tasks: dict[TaskFeatures, list[Record]] = defaultdict(list)
+        for r in rows:
+            tasks[r.features].append(r)
+        keys = [k for k, rs in tasks.items() if len({r.method for r in rs}) >= 2]
+        if len(keys) < SELECTION_FOLDS:
+            return False
+        default = index[self.default]
+        regret = {True: 0.0, False: 0.0}
+        for fold in np.array_split(rng.permutation(len(keys)), SELECTION_FOLDS):
+            held = {keys[i] for i in fold}
+            rest = [r for r in rows if r.features not in held]
+            for tune in (True, False):
+                model = self._fit_group(rest, index, rng, tune=tune)
+                for key in held:
+                    speeds: dict[str, list[float]] = defaultdict(list)
+                    for r in tasks[key]:
+                        speeds[r.method].append(r.tokens_per_s)
+                    median = {m: float(np.median(v)) for m, v in speeds.items()}
+                    logs = model.log_speeds(key.vector(), default)
+                    pick = max(median, key=lambda m: logs[index[m]])
+                    regret[tune] += math.log(max(median.values()) / median[pick])
+        return regret[False] <= regret[True]
 
     # ---- persisting
 

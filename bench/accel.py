@@ -185,12 +185,13 @@ def run_engine(engine_name: str, per_kind: int, held_out_per_kind: int, repeats:
         "oracle_wins": wins,
         "scores": [asdict(s) for s in scores],
         "online": {"speedup_while_learning": learning, "explored": explored},
-        "records": [_record_json(r) for m in train + held for r in m.records],
+        "records": [_record_json(r, "train") for m in train for r in m.records]
+        + [_record_json(r, "held-out") for m in held for r in m.records],
     }
 
 
-def _record_json(r: Record) -> dict:
-    return {**asdict(r), "features": asdict(r.features)}
+def _record_json(r: Record, split: str) -> dict:
+    return {**asdict(r), "features": asdict(r.features), "split": split}
 
 
 def print_engine(result: dict) -> None:
