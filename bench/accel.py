@@ -161,6 +161,36 @@ def run_engine(engine_name: str, per_kind: int, held_out_per_kind: int, repeats:
         seconds = time.perf_counter() - started
     finally:
         engine.close()
+    return evaluate(engine_name, train, held, seconds, seed)
+
+
+def replay(path: Path) -> dict[str, tuple[list[Measured], list[Measured]]]:
+    """Training and held-out tasks per backend, from records saved by --save (each task's records are
+    those with its features)."""
+    found: dict[str, dict[str, dict[TaskFeatures, list[Record]]]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        split = row.pop("split")
+        record = Record(**{**row, "features": TaskFeatures(**row["features"])})
+        by_split = found.setdefault(record.features.backend, {"train": {}, "held-out": {}})
+        by_split[split].setdefault(record.features, []).append(record)
+
+    def tasks(groups: dict[TaskFeatures, list[Record]]) -> list[Measured]:
+        measured = []
+        for features, records in groups.items():
+            runs: dict[str, list[float]] = {}
+            for r in records:
+                runs.setdefault(r.method, []).append(r.tokens_per_s)
+            speeds = {m: statistics.median(v) for m, v in runs.items()}
+            measured.append(Measured(Task("replayed", "", features.max_tokens), features, speeds, records))
+        return measured
+
+    return {b: (tasks(s["train"]), tasks(s["held-out"])) for b, s in found.items()}
+
+
+def evaluate(
+    engine_name: str, train: list[Measured], held: list[Measured], seconds: float, seed: int
+) -> dict:
     names = list(train[0].speeds)
     records = [r for m in train for r in m.records]
     choosers: list[tuple[str, Chooser]] = [
@@ -226,9 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", default="llamacpp,transformers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="write every measured record here (JSON Lines)")
+    parser.add_argument("--replay", type=Path, help="score the learners on records saved by --save instead")
     args = parser.parse_args(argv)
     print("Acceleration-method selection on held-out tasks (anchors: MetaInf 89.8%, gradient boosting 81.5%)")
     results = []
+    if args.replay:
+        for engine, (train, held) in replay(args.replay).items():
+            print_engine(evaluate(engine, train, held, 0.0, args.seed))
+        return 0
     for engine in args.engines.split(","):
         results.append(run_engine(engine, args.per_kind, args.held_out, args.repeats, args.seed))
         print_engine(results[-1])

@@ -20,19 +20,10 @@ from reputation import (
     has_say,
     round_outcome,
 )
+from tests.support.reputation import RULES, book_with
 
-# The parameters the hand-computed figures below were worked out with.
-RULES = Rules(answer_position=0.5, answer_good=0.5, judge_agreement=0.5, malformed_message=0.25)
 MC = 0.25  # a blind guess's odds on a 4-option question
 YEAR = 365 * 24 * 3600.0
-
-
-def book_with(**scores: float) -> ReputationBook:
-    book = ReputationBook()
-    for peer, score in scores.items():
-        book.grant(peer, score, RULES)
-    book.decay(0.0, RULES)  # starts the clock: applying at 0.0 decays nothing
-    return book
 
 
 def challenge(

@@ -18,18 +18,9 @@ from reputation import (
     Rules,
 )
 from reputation.book import SLACK
+from tests.support.reputation import RULES, book_with
 
-# The parameters the hand-computed figures below were worked out with.
-RULES = Rules(answer_position=0.5, answer_good=0.5, judge_agreement=0.5, malformed_message=0.25)
 WEEK = RULES.half_life_s
-
-
-def book_with(**scores: float) -> ReputationBook:
-    book = ReputationBook()
-    for peer, score in scores.items():
-        book.grant(peer, score, RULES)
-    book.decay(0.0, RULES)  # starts the clock: settling at 0.0 decays nothing
-    return book
 
 
 def test_new_peers_have_no_say_until_granted() -> None:

@@ -6,9 +6,7 @@ import pytest
 
 from ranking.bradley_terry import Ranking, Vote, fit
 from reputation import AnswerOutcome, JudgeOutcome, RoundOutcome, Rules, judge_agreement
-
-# The parameters the hand-computed figures below were worked out with.
-RULES = Rules(answer_position=0.5, answer_good=0.5, judge_agreement=0.5, malformed_message=0.25)
+from tests.support.reputation import RULES
 
 
 def test_defaults_are_documented_values() -> None:
