@@ -54,7 +54,7 @@ _CODE_LINE = re.compile(
 )
 _EDIT = re.compile(
     r"\b(?:repeat|rewrite|re-write|rephrase|paraphrase|copy|fix|edit|refactor|translate|convert|reformat"
-    r"|proofread)\b",
+    r"|proofread|rename|modify|correct|update)\b",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"\w+")
