@@ -7,6 +7,7 @@ import threading
 import pytest
 import trio
 
+from accel.methods import Method
 from node.engines.base import Engine, EngineCrashed, EngineUnavailable, TextSink
 from node.hosting import HostedModel, InvalidRequest, ModelQueue, QueueFull
 from node.metrics import NodeMetrics
@@ -24,10 +25,10 @@ class ScriptedEngine(Engine):
         self.release.set()
         self.seen: list[GenerationRequest] = []
 
-    def generate(self, request: GenerationRequest) -> Generation:
-        return self.stream(request, lambda _: False)
+    def generate(self, request: GenerationRequest, method: Method | None = None) -> Generation:
+        return self.stream(request, lambda _: False, method)
 
-    def stream(self, request: GenerationRequest, sink: TextSink) -> Generation:
+    def stream(self, request: GenerationRequest, sink: TextSink, method: Method | None = None) -> Generation:
         """Streams "a", "b", "c", or the prompt in one piece; `release` paces the pieces."""
         self.seen.append(request)
         if self.crash_next:
@@ -158,8 +159,10 @@ async def test_cancelling_generate_stops_the_engine() -> None:
     hosted = HostedModel(engine, metrics)
     outcome: list[Generation] = []
 
-    def stream_and_keep(request: GenerationRequest, sink: TextSink) -> Generation:
-        outcome.append(ScriptedEngine.stream(engine, request, sink))
+    def stream_and_keep(
+        request: GenerationRequest, sink: TextSink, method: Method | None = None
+    ) -> Generation:
+        outcome.append(ScriptedEngine.stream(engine, request, sink, method))
         return outcome[-1]
 
     engine.stream = stream_and_keep  # type: ignore[method-assign]
