@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, from nothing: set up, start a local 3-node swarm (one model per node), ask it a question
 # as one model: the three experts answer, every node judges the others' answers, Bradley-Terry picks
-# the winner. Then stop the swarm.
+# the winner, and the round lands in every node's ledger. Then stop the swarm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,3 +20,7 @@ echo
 echo "asking the swarm through node-0 ($gateway):"
 echo "Q: $question"
 swarm ask --node "$gateway" --model swarm --max-tokens 64 "$question"
+echo
+echo "the round, as every node's ledger records it:"
+sleep 2  # the entry reaches the other nodes by gossip
+swarm ledger --node "$gateway" --limit 3
