@@ -86,6 +86,11 @@ class History:
             raise
         self._db.execute("COMMIT")
 
+    def recent(self, n: int) -> list[Record]:
+        """The last n records, oldest first."""
+        query = f"SELECT {_COLUMNS} FROM (SELECT * FROM records ORDER BY id DESC LIMIT ?) ORDER BY id"
+        return [_record(row) for row in self._db.execute(query, (n,))]
+
     def records(self, model: str | None = None, backend: str | None = None) -> list[Record]:
         """The records, oldest first, of one model and/or backend or of all."""
         query = (

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import time
@@ -111,11 +110,13 @@ def score(name: str, chooser: Chooser, held_out: Sequence[Measured]) -> Score:
         over_default.append(m.speeds[pick] / m.speeds["default"])
         over_random.append(m.speeds[pick] / statistics.mean(m.speeds.values()))
     n = len(held_out)
-    return Score(name, hits / n, near / n, _geomean(over_default), _geomean(over_random))
-
-
-def _geomean(values: Sequence[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+    return Score(
+        name,
+        hits / n,
+        near / n,
+        statistics.geometric_mean(over_default),
+        statistics.geometric_mean(over_random),
+    )
 
 
 def oracle(held_out: Sequence[Measured]) -> Score:
@@ -124,8 +125,10 @@ def oracle(held_out: Sequence[Measured]) -> Score:
         "oracle",
         1.0,
         1.0,
-        _geomean([b / m.speeds["default"] for b, m in zip(best, held_out, strict=True)]),
-        _geomean([b / statistics.mean(m.speeds.values()) for b, m in zip(best, held_out, strict=True)]),
+        statistics.geometric_mean([b / m.speeds["default"] for b, m in zip(best, held_out, strict=True)]),
+        statistics.geometric_mean(
+            [b / statistics.mean(m.speeds.values()) for b, m in zip(best, held_out, strict=True)]
+        ),
     )
 
 
@@ -149,7 +152,7 @@ def online(train: Sequence[Measured], held_out: Sequence[Measured], seed: int) -
     learner.fit(seen)
     final = MetaLearner(names, exploration=0.0, seed=seed)
     final.fit(seen)
-    return _geomean(ratios), explored / len(stream), score("online, after", final, held_out)
+    return statistics.geometric_mean(ratios), explored / len(stream), score("online, after", final, held_out)
 
 
 def run_engine(engine_name: str, per_kind: int, held_out_per_kind: int, repeats: int, seed: int) -> dict:

@@ -189,7 +189,6 @@ def _check_challenge(record: dict[str, Any]) -> None:
     accepted answers say: a challenger can't pass a peer that answered wrong, nor fail one that answered
     right."""
     peer = str(record["peer"])
-    str(record["challenge"])
     for a in record["answers"]:
         if not isinstance(a["correct"], bool):
             raise BadEntry("correct must be true or false")

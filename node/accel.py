@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -97,15 +98,14 @@ class Accelerator:
         self.directory = data_dir / "accel"
         self.history = History(self.directory / "history.db", max_rows=config.max_history)
         self.learner_path = self.directory / "learner.json"
-        self.learner = self._load_learner()
+        records = self.history.records()
+        self.learner = self._load_learner(records)
         # (model, method) pairs seen to change greedy output: whatever they claim, they count as lossy.
-        self._mismatched = {
-            (r.features.model, r.method) for r in self.history.records() if r.matched is False
-        }
+        self._mismatched = {(r.features.model, r.method) for r in records if r.matched is False}
         self._new = 0
         self._retrain = trio.Event()
 
-    def _load_learner(self) -> MetaLearner:
+    def _load_learner(self, records: Sequence[Record]) -> MetaLearner:
         if self.learner_path.exists():
             try:
                 saved = MetaLearner.load(self.learner_path)
@@ -117,11 +117,15 @@ class Accelerator:
                     "the saved acceleration learner is unreadable (%s): learning again from history", exc
                 )
         learner = self._new_learner()
-        learner.fit(self.history.records())
+        learner.fit(records)
         return learner
 
     def _new_learner(self) -> MetaLearner:
         return MetaLearner(method_names(), exploration=self.config.exploration)
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.enabled
 
     def choose(self, features: TaskFeatures, methods: Sequence[Method]) -> tuple[Method, Choice | None]:
         """The method to run a request with, among the engine's `methods` (the default first)."""
@@ -192,7 +196,7 @@ class Accelerator:
                     "latency_s": r.latency_s,
                     "matched": r.matched,
                 }
-                for r in self.history.records()[-recent:]
+                for r in self.history.recent(recent)
             ],
             "enabled": self.config.enabled,
             "exploration": self.config.exploration,
@@ -228,9 +232,6 @@ class MethodProfile:
     speedups: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        speedup = (
-            math.exp(sum(math.log(s) for s in self.speedups) / len(self.speedups)) if self.speedups else None
-        )
         return {
             "model": self.model,
             "method": self.method,
@@ -239,7 +240,7 @@ class MethodProfile:
             "matched": self.matched,
             # A lossless claim that the outputs contradict: the method is not picked while lossy is off.
             "claim_holds": None if not self.lossless else self.matched == self.runs,
-            "speedup": speedup,
+            "speedup": statistics.geometric_mean(self.speedups) if self.speedups else None,
         }
 
 
@@ -256,10 +257,10 @@ async def profile(
         features = [features_of(r, name, info.backend, info.hardware, 0) for r in requests]
         reference: list[Measurement] = []
         for method in methods:
-            await hosted.measure(requests[0], fresh(method), prepared=True)
+            await hosted.measure(requests[0], fresh(method))
             entry = MethodProfile(name, method.name, method.lossless)
             for i, request in enumerate(requests):
-                measured = await hosted.measure(request, fresh(method), prepared=True)
+                measured = await hosted.measure(request, fresh(method))
                 if method is methods[0]:
                     reference.append(measured)
                 matched = measured.generation.text == reference[i].generation.text

@@ -248,9 +248,11 @@ class NodeState:
                 param="swarm.mode",
             )
         table = self.network.table if self.network else None
-        everyone = experts(self.models, table)
-        in_reach = everyone if self.ledger is None else experts(self.models, table, self._may_answer)
-        if everyone and not in_reach:
+        if self.ledger is None:
+            in_reach = experts(self.models, table)
+        else:
+            in_reach = experts(self.models, table, self._may_answer)
+        if not in_reach and self.ledger is not None and experts(self.models, table):
             raise APIError(
                 503,
                 "no expert has a say yet: the peers hosting models have not passed their "

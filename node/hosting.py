@@ -243,32 +243,31 @@ class HostedModel:
         self._metrics.running.labels(self.name).dec()
         self.queue.release()
 
-    def _pick(self, request: GenerationRequest) -> tuple[TaskFeatures, Method]:
-        """The request's features, and the acceleration method the node's learner picks for it."""
+    def _pick(self, request: GenerationRequest) -> tuple[TaskFeatures | None, Method]:
+        """The request's features (None when nothing learns from them), and the acceleration method the
+        node's learner picks for it."""
+        if self.accelerator is None or not self.accelerator.enabled:
+            return None, self.engine.methods()[0]
         info = self.engine.info
         features = features_of(request, self.name, info.backend, info.hardware, self.running)
-        if self.accelerator is None:
-            return features, self.engine.methods()[0]
         return features, self.accelerator.choose(features, self.engine.methods())[0]
 
-    def _learn(self, features: TaskFeatures, method: Method, measured: Measurement) -> None:
-        if self.accelerator is not None and measured.generation.finish_reason != "cancelled":
+    def _learn(self, features: TaskFeatures | None, method: Method, measured: Measurement) -> None:
+        if features is not None and measured.generation.finish_reason != "cancelled":
+            assert self.accelerator is not None  # features are described only for it
             self.accelerator.record(features, method, measured, matched=None)
 
     async def generate(self, request: GenerationRequest) -> Generation:
         """Run a request to completion; cancelling the caller (the client left) stops the engine too."""
         request = self.prepare(request)
         features, method = self._pick(request)
-        measured = await self.measure(request, method, prepared=True)
+        measured = await self.measure(request, method)
         self._learn(features, method, measured)
         return measured.generation
 
-    async def measure(
-        self, request: GenerationRequest, method: Method, *, prepared: bool = False
-    ) -> Measurement:
+    async def measure(self, request: GenerationRequest, method: Method) -> Measurement:
         """Run a request with the given acceleration method, timed; recorded nowhere."""
-        if not prepared:
-            request = self.prepare(request)
+        request = self.prepare(request)  # again when called from generate: preparing twice changes nothing
         started = await self._admit()
         cancel = threading.Event()
         first: list[float] = []
@@ -308,7 +307,7 @@ class HostedModel:
     async def _produce(
         self,
         request: GenerationRequest,
-        features: TaskFeatures,
+        features: TaskFeatures | None,
         method: Method,
         started: float,
         send: trio.MemorySendChannel,

@@ -82,8 +82,7 @@ class LedgerService:
     def may(self, peer_id: str, role: Role) -> bool:
         """Whether the peer may play `role` in a round: it has the free reputation to stake, or nobody does
         yet (the network's first moments)."""
-        book = self.ledger.book
-        return book.eligible(peer_id, role, self.ledger.rules) or book.bootstrapping(self.ledger.rules)
+        return has_say(self.ledger.book, peer_id, self.ledger.rules, role)
 
     def proven(self, peer_id: str) -> bool:
         """Whether the peer has earned a say of its own (bootstrap aside)."""

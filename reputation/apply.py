@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from reputation.book import ReputationBook
 from reputation.outcome import ChallengeOutcome, RoundOutcome
-from reputation.rules import Rules
+from reputation.rules import Role, Rules
 
 
-def has_say(book: ReputationBook, peer: str, rules: Rules) -> bool:
-    """Whether what `peer` writes (a round as gateway, a challenge as challenger) counts: it is eligible,
-    or nobody is yet."""
-    return book.eligible(peer, "answer", rules) or book.bootstrapping(rules)
+def has_say(book: ReputationBook, peer: str, rules: Rules, role: Role = "answer") -> bool:
+    """Whether `peer` may play `role` in a round, and so whether what it writes (a round as gateway, a
+    challenge as challenger) counts: it is eligible, or nobody is yet."""
+    return book.eligible(peer, role, rules) or book.bootstrapping(rules)
 
 
 def apply_round(
