@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from swarm.records import GenerationRequest, Message
+from core.records import GenerationRequest, Message
 
 KINDS = ("edit-code", "edit-text", "repeat-list", "summary", "question", "write-code", "open")
 

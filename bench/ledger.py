@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consensus import Ledger, from_wire, outcome_to_wire
-from node.identity import Identity
-from node.statements import commitment_digest, sign
+from core.identity import Identity
+from core.statements import commitment_digest, sign
 from ranking.bradley_terry import Vote, fit
 from reputation import round_outcome
 from testnet.testnet import Testnet
@@ -53,7 +52,7 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """n real entries (signed rounds among five made-up peers, after the challenges that give them a
     say), as wire dicts in the order they were made."""
     rng = random.Random(seed)
-    peers = [Identity(Ed25519PrivateKey.generate()) for _ in range(5)]
+    peers = [Identity.generate() for _ in range(5)]
     start = time.time() - 3 * n
     made = iter(range(10 * n))
     ledger = Ledger(clock=lambda: start + next(made))

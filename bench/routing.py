@@ -34,6 +34,7 @@ import numpy as np
 
 from bench import routing_sim
 from bench.harness import DEFAULT_STORE, on_network
+from core.records import SWARM_MODEL
 from routing import datasets
 from routing.calibration import Outcome, ResultStore, calibrate, table_inputs
 from routing.clusters import DEFAULT_CLUSTERS, build_table, cluster_count
@@ -43,7 +44,6 @@ from routing.router import Expert, route
 from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm.client import AsyncClient
-from swarm.types import SWARM_MODEL
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
+from core.records import GenerationRequest, Message
 from node.catalog import resolve
 from node.engines.llamacpp import LlamaCppEngine
-from swarm.records import GenerationRequest, Message
 from testnet.process import NodeProcess
 
 PROMPTS = [

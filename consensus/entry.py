@@ -1,6 +1,6 @@
 """One ledger entry: a round's outcome or a challenge's, signed by the node that ran it.
 
-An entry is a signed statement (`node.statements`) of kind `ledger-entry`
+An entry is a signed statement (`core.statements`) of kind `ledger-entry`
 whose body is `{seq, prev, at, rules, type, record}`: `seq` counts the signer's
 entries from 0, `prev` is the digest of its entry `seq - 1` (GENESIS for the
 first), so each gateway's entries form a hash chain nobody can reorder or cut
@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from node.envelope import canonical
-from node.identity import Identity
-from node.statements import BadStatement, Statement, commitment_digest, sign
-from node.statements import from_wire as statement_from_wire
+from core.envelope import canonical
+from core.identity import Identity
+from core.statements import BadStatement, Statement, commitment_digest, sign
+from core.statements import from_wire as statement_from_wire
 from reputation.outcome import AnswerOutcome, ChallengeAnswer, ChallengeOutcome, JudgeOutcome, RoundOutcome
 from reputation.rules import ROLES
 from routing.datasets import LETTERS, Item

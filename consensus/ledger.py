@@ -32,7 +32,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from node.identity import Identity
+from core.identity import Identity
 from reputation.apply import apply_challenge, apply_round
 from reputation.book import ReputationBook
 from reputation.rules import Rules

@@ -29,7 +29,7 @@ from accel.history import History, Record
 from accel.learner import Choice, MetaLearner
 from accel.methods import CATALOG, DEFAULT, Method
 from accel.tasks import Task
-from swarm.records import Generation, GenerationRequest
+from core.records import Generation, GenerationRequest
 
 if TYPE_CHECKING:
     from .hosting import HostedModel

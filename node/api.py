@@ -31,12 +31,20 @@ from starlette.types import Message as ASGIMessage
 
 from accel.tasks import KINDS, mix
 from consensus import LedgerEntry
+from core import __version__
+from core.records import (
+    SWARM_MODEL,
+    Generation,
+    GenerationRequest,
+    Message,
+    ModelInfo,
+    ModelLoad,
+    Usage,
+    to_wire,
+)
 from routing.router import RouteDecision
 from routing.selection import Budget
 from routing.table import ClusterTable
-from swarm import __version__
-from swarm.records import Generation, GenerationRequest, Message, ModelInfo, ModelLoad, Usage, to_wire
-from swarm.types import SWARM_MODEL
 
 from .accel import Accelerator, profile
 from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected

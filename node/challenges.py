@@ -21,10 +21,10 @@ from typing import Any
 
 import trio
 
+from core.records import GenerationRequest
 from routing.calibration import MAX_TOKENS
 from routing.datasets import LETTERS, DatasetError, Item, load, load_file, split
 from routing.grading import grade
-from swarm.records import GenerationRequest
 
 from .ledger import LedgerService
 from .peers import PeerTable

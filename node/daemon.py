@@ -23,7 +23,8 @@ import hypercorn.trio
 import trio
 
 from consensus import Ledger
-from swarm.config import NodeConfig
+from core.identity import Identity, IdentityError
+from node.config import NodeConfig
 
 from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
@@ -32,7 +33,6 @@ from .challenges import ChallengeConfig, ChallengeService
 from .engines import load_engine
 from .engines.base import Engine, EngineError
 from .hosting import HostedModel
-from .identity import Identity, IdentityError
 from .ledger import LedgerService
 from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics

@@ -20,7 +20,7 @@ import trio
 
 from accel.features import TaskFeatures
 from accel.methods import Method
-from swarm.records import Generation, GenerationRequest, ModelInfo
+from core.records import Generation, GenerationRequest, ModelInfo
 
 from . import prompts
 from .accel import Accelerator, Measurement, features_of

@@ -21,9 +21,9 @@ from typing import Any
 import trio
 
 from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire, outcome_to_wire
+from core.identity import Identity
 from reputation import Role, has_say, round_outcome
 
-from .identity import Identity
 from .rounds import RoundResult
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import trio
 
-from routing.table import ClusterTable, replaces
-from swarm import __version__
-from swarm.records import (
+from core import __version__
+from core.records import (
     Generation,
     GenerationRequest,
     ModelLoad,
@@ -29,6 +28,7 @@ from swarm.records import (
     request_from_wire,
     to_wire,
 )
+from routing.table import ClusterTable, replaces
 
 from .engines.base import (
     ContextLengthExceeded,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from swarm.records import ModelInfo, ModelLoad, PeerInfo
+from core.records import ModelInfo, ModelLoad, PeerInfo
 
 DEFAULT_TTL_S = 15.0
 

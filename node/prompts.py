@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from swarm.records import GenerationRequest, Message
+from core.records import GenerationRequest, Message
 
 TURN_STOPS = ("\nQ:", "\nUser:", "\n\n\n")
 

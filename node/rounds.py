@@ -34,16 +34,16 @@ from typing import Any, Literal, TypeVar
 
 import trio
 
+from core.identity import Identity
+from core.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
+from core.statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from ranking import aggregate, judging, schedule
 from ranking.bradley_terry import Ranking, Vote
 from ranking.majority import majority
 from routing.grading import spoken_answer
-from swarm.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 
 from .engines.base import EngineError
 from .hosting import HostedModel, InvalidRequest, QueueFull
-from .identity import Identity
-from .statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 
 log = logging.getLogger("swarm.rounds")

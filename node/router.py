@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import trio
 
+from core.records import ModelLoad
 from routing.embeddings import Embedder, MiniLMEmbedder
 from routing.router import Expert, RouteDecision, route
 from routing.selection import Budget
 from routing.table import ClusterTable
-from swarm.records import ModelLoad
 
 from .hosting import HostedModel
 from .peers import PeerTable

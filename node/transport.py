@@ -8,7 +8,7 @@ Run it in the node's trio nursery; `run` returns control once it listens:
     reply = await transport.request(peer_id, "/swarm/echo/1.0.0", {"x": 1}, timeout=5)
 
 Cancelling the nursery stops it. A Transport runs once. Every message is a
-sealed envelope (node.envelope), checked against the peer that sent it.
+sealed envelope (core.envelope), checked against the peer that sent it.
 
 What it adds to py-libp2p 0.8.1, each for a trap of shared/LIBP2P.md:
 Noise as the only security and yamux as the only muxer (1, 3), one
@@ -38,6 +38,8 @@ import multiaddr
 import trio
 from libp2p import new_host
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import BaseLibp2pError, MultiError
@@ -61,8 +63,9 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils.address_validation import expand_wildcard_address
 
-from .envelope import MAX_MESSAGE_BYTES, Envelope, EnvelopeRejected, MessageTooLarge, Opener, seal
-from .identity import Identity
+from core.envelope import MAX_MESSAGE_BYTES, Envelope, EnvelopeRejected, MessageTooLarge, Opener, seal
+from core.identity import Identity
+
 from .locks import LockHeld, PidLock
 
 log = logging.getLogger("swarm.transport")
@@ -84,6 +87,11 @@ LISTENER_BUFFER = 256  # messages or events a slow subscriber may fall behind be
 _HEADER = struct.Struct(">I")  # frame length, then that many bytes of envelope
 
 Handler = Callable[[str, dict[str, Any]], AsyncIterator[dict[str, Any]]]  # an async generator
+
+
+def libp2p_key_pair(identity: Identity) -> KeyPair:
+    """The libp2p key pair of `identity`: the same Ed25519 key, so libp2p's peer id is ours."""
+    return create_new_key_pair(identity.seed())
 
 
 class TransportError(Exception):
@@ -315,7 +323,7 @@ class Transport:
         self._opener = Opener()
         self.counters = TransportCounters(dropped=self._opener.dropped)
 
-        key_pair = identity.key_pair
+        key_pair = libp2p_key_pair(identity)
         noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
         self._host = new_host(
             key_pair=key_pair,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal, cast
 
-from swarm.records import Message
+from core.records import Message
 
 Preference = Literal["A", "B", "U"]
 Verdict = Literal["GOOD", "BAD"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from swarm.records import Message
+from core.records import Message
 
 Kind = Literal["qa", "mc", "code"]
 LETTERS = "ABCD"

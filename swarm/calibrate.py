@@ -22,6 +22,8 @@ from typing import TextIO
 
 import trio
 
+from core.records import SWARM_MODEL
+from node.config import default_data_dir
 from routing import datasets
 from routing.calibration import CalibrationSummary, ResultStore, calibrate, table_inputs
 from routing.clusters import build_table, cluster_count
@@ -30,9 +32,7 @@ from routing.embeddings import Embedder, MiniLMEmbedder
 from routing.table import ClusterTable
 
 from .client import AsyncClient
-from .config import default_data_dir
 from .errors import SwarmError
-from .types import SWARM_MODEL
 
 
 def default_store() -> Path:

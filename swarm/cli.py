@@ -11,10 +11,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import config as node_config
+from core.records import SWARM_MODEL
+from node import config as node_config
+
 from .client import DEFAULT_URL, Client
 from .errors import SwarmError
-from .types import SWARM_MODEL, RoundReport, RouteReport, SwarmOptions
+from .types import RoundReport, RouteReport, SwarmOptions
 
 
 def _add_node_start(commands: argparse._SubParsersAction) -> None:

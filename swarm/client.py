@@ -23,9 +23,10 @@ import anyio
 import anyio.from_thread
 import httpx
 
+from core.records import Message
+from core.wire import DEFAULT_PORT
+
 from . import errors
-from .config import DEFAULT_PORT
-from .records import Message
 from .types import Completion, CompletionChunk, Health, ModelCard, NetworkView, SwarmOptions
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"

@@ -5,13 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .records import Usage
-
-
-def choice_text(choice: dict[str, Any]) -> str:
-    """The text of an OpenAI choice, whether chat (message or delta) or plain completion."""
-    part = choice.get("message") or choice.get("delta")
-    return (part.get("content") if part is not None else choice.get("text")) or ""
+from core.records import Usage
+from core.wire import choice_text
 
 
 def _usage(body: dict[str, Any]) -> Usage | None:
@@ -19,9 +14,6 @@ def _usage(body: dict[str, Any]) -> Usage | None:
     if not usage:
         return None
     return Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-
-
-SWARM_MODEL = "swarm"  # the network as one model: the router and the peers decide who answers
 
 
 @dataclass(frozen=True)

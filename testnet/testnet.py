@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from node.catalog import CATALOG
-from swarm.config import default_data_dir
+from node.config import default_data_dir
 
 from .process import NodeProcess, NodeStartFailed
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from swarm.config import ModelConfig
+from node.config import ModelConfig
 
 from .. import catalog
 from .base import Engine, EngineError

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from accel.methods import Method, methods_for
-from swarm.records import Generation, GenerationRequest, ModelInfo
+from core.records import Generation, GenerationRequest, ModelInfo
 
 # Called with each streamed piece of text; returning True cancels the generation.
 TextSink = Callable[[str], bool]

@@ -21,7 +21,7 @@ from xllamacpp import common_speculative_type as speculative_type
 from xllamacpp import ggml_type
 
 from accel.methods import Method
-from swarm.records import Generation, GenerationRequest, ModelInfo
+from core.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
 from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink, cpu_description

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from accel.methods import Method
-from swarm.records import Generation, GenerationRequest, ModelInfo
+from core.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
 from .base import Engine, EngineError, EngineUnavailable, TextSink

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from swarm.records import FinishReason, Generation, GenerationRequest, Usage
-from swarm.types import choice_text
+from core.records import FinishReason, Generation, GenerationRequest, Usage
+from core.wire import choice_text
 
 from .base import ContextLengthExceeded, EngineError, RequestRejected, TextSink
 

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from accel.methods import Method
-from swarm.records import FinishReason, Generation, GenerationRequest, ModelInfo, Usage
+from core.records import FinishReason, Generation, GenerationRequest, ModelInfo, Usage
 
 from .base import (
     ContextLengthExceeded,

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from accel.methods import Method
+from core.records import Generation, GenerationRequest, ModelInfo
 from node.ports import free_port
 from node.supervisor import ProcessStartError, ProcessSupervisor
-from swarm.records import Generation, GenerationRequest, ModelInfo
 
 from .base import Engine, EngineError, EngineUnavailable, TextSink
 from .openai_http import OpenAIEngine, ServerUnreachable

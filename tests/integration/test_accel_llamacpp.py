@@ -12,9 +12,9 @@ import xllamacpp
 
 from accel.methods import DEFAULT, LLAMACPP
 from accel.methods import method as accel_method
+from core.records import GenerationRequest, Message
 from node.engines.base import EngineError
 from node.engines.llamacpp import MAX_PROFILES, LlamaCppEngine, profile
-from swarm.records import GenerationRequest, Message
 
 COPY = GenerationRequest(
     model="smollm2",

@@ -18,12 +18,12 @@ import pytest
 import trio
 
 import swarm
-from node.identity import Identity
+from core.identity import Identity
+from core.records import GenerationRequest, Message
+from core.statements import Statement, commitment_digest, from_wire, sign
 from node.ports import free_port
 from node.rounds import Answerer, RoundConfig, RoundService
-from node.statements import Statement, commitment_digest, from_wire, sign
 from node.transport import Transport
-from swarm.records import GenerationRequest, Message
 from testnet.testnet import Testnet
 
 SMOLLM, GEMMA, QWEN = "smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from core.records import GenerationRequest, Message
 from node.engines.base import ContextLengthExceeded, EngineError, EngineUnavailable
 from node.engines.openai_http import OpenAIEngine
 from node.engines.vllm import VllmEngine
 from node.ports import free_port
-from swarm.records import GenerationRequest, Message
 from tests.support.streaming import Collect, assert_stream_matches_generate
 
 SERVER = Path(__file__).resolve().parent.parent / "support" / "llamacpp_server.py"

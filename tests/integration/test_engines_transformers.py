@@ -12,9 +12,9 @@ from transformers.generation.configuration_utils import GenerationMode
 
 from accel.methods import DEFAULT, TRANSFORMERS
 from accel.methods import method as accel_method
+from core.records import GenerationRequest, Message
 from node.engines.base import ContextLengthExceeded, EngineError
 from node.engines.transformers_engine import TransformersEngine, _StopScanner
-from swarm.records import GenerationRequest, Message
 from tests.support.streaming import Collect, assert_stream_matches_generate
 
 CONTEXT = 512

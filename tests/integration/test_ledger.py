@@ -22,15 +22,15 @@ import trio
 
 import swarm
 from consensus import make
-from node.identity import Identity
+from core.identity import Identity
+from core.records import ModelInfo, PeerInfo, to_wire
+from core.statements import Statement, commitment_digest, sign
 from node.ledger import LEDGER_TOPIC
 from node.network import ANNOUNCE_TOPIC
 from node.ports import free_port
 from node.rounds import RoundService
-from node.statements import Statement, commitment_digest, sign
 from node.transport import Transport
 from reputation import Rules
-from swarm.records import ModelInfo, PeerInfo, to_wire
 from testnet.testnet import Testnet
 
 SMOLLM, GEMMA, QWEN = "smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"

@@ -15,8 +15,8 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
 import swarm
-from node.envelope import Envelope, Opener, seal
-from node.identity import Identity
+from core.envelope import Envelope, Opener, seal
+from core.identity import Identity
 from node.network import ECHO_PROTOCOL
 from node.transport import FrameReader, write_frame
 from swarm import errors

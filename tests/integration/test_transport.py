@@ -22,8 +22,8 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from node.envelope import MAX_MESSAGE_BYTES, MessageTooLarge, Opener, seal
-from node.identity import Identity
+from core.envelope import MAX_MESSAGE_BYTES, MessageTooLarge, Opener, seal
+from core.identity import Identity
 from node.ports import free_port
 from node.transport import (
     MAX_ADDRS_PER_PEER,

@@ -13,12 +13,13 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
-from node.identity import Identity
+from core.identity import Identity
+from node.transport import libp2p_key_pair
 
 
 def raw_host(identity: Identity, *, plaintext: bool = False) -> IHost:
     """A bare libp2p host that plays a misbehaving peer: it writes whatever bytes it likes."""
-    key_pair = identity.key_pair
+    key_pair = libp2p_key_pair(identity)
     security = (
         {PLAINTEXT_PROTOCOL_ID: InsecureTransport(key_pair)}
         if plaintext

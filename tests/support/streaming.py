@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.records import GenerationRequest
 from node.engines.base import Engine
-from swarm.records import GenerationRequest
 
 
 class Collect:

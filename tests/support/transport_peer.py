@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from node.identity import Identity
+from core.identity import Identity
 from node.transport import Transport
 
 ECHO = "/test/echo/1.0.0"

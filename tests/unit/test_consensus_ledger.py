@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consensus import GENESIS, Added, BadEntry, Ledger, from_wire, make, outcome_to_wire, verify
-from node.identity import Identity
-from node.statements import commitment_digest, sign
+from core.identity import Identity
+from core.statements import commitment_digest, sign
 from ranking.bradley_terry import Vote, fit
 from reputation import Rules, round_outcome
 
@@ -26,7 +25,7 @@ RULES = Rules().digest()
 
 
 def identity() -> Identity:
-    return Identity(Ed25519PrivateKey.generate())
+    return Identity.generate()
 
 
 GATEWAY, OTHER, ALICE, BOB, JUDGE, SYBIL = (identity() for _ in range(6))
@@ -303,9 +302,9 @@ import sys, time
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from consensus import Ledger
-from node.identity import Identity
+from core.identity import Identity
 from tests.unit.test_consensus_ledger import challenge_record
-me, peer = Identity(Ed25519PrivateKey.generate()), Identity(Ed25519PrivateKey.generate())
+me, peer = Identity.generate(), Identity.generate()
 ledger = Ledger(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from node.envelope import (
+from core.envelope import (
     MAX_MESSAGE_BYTES,
     EnvelopeRejected,
     MessageTooLarge,
     Opener,
     seal,
 )
-from node.identity import Identity
+from core.identity import Identity
 
 
 @pytest.fixture(scope="module")

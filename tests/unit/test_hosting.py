@@ -8,10 +8,10 @@ import pytest
 import trio
 
 from accel.methods import Method
+from core.records import Generation, GenerationRequest, Message, ModelInfo, Usage
 from node.engines.base import Engine, EngineCrashed, EngineUnavailable, TextSink
 from node.hosting import HostedModel, InvalidRequest, ModelQueue, QueueFull
 from node.metrics import NodeMetrics
-from swarm.records import Generation, GenerationRequest, Message, ModelInfo, Usage
 
 
 class ScriptedEngine(Engine):

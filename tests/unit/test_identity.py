@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from libp2p.peer.id import ID
 
-from node.identity import KEY_FILE, Identity, IdentityError, verify
+from core.identity import KEY_FILE, Identity, IdentityError, verify
+from node.transport import libp2p_key_pair
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_the_key_is_reused_on_the_next_start(tmp_path: Path) -> None:
     second = Identity.load_or_create(tmp_path)
     assert second.peer_id == first.peer_id
     assert (tmp_path / KEY_FILE).read_bytes() == content
-    assert ID.from_pubkey(second.key_pair.public_key).to_base58() == first.peer_id
+    assert ID.from_pubkey(libp2p_key_pair(second).public_key).to_base58() == first.peer_id  # libp2p agrees
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
@@ -74,5 +75,20 @@ def test_a_signature_verifies_against_the_peer_id_alone(tmp_path: Path) -> None:
 
 def test_the_libp2p_key_pair_signs_for_the_same_peer_id(tmp_path: Path) -> None:
     identity = Identity.load_or_create(tmp_path)
-    signature = identity.key_pair.private_key.sign(b"payload")
+    signature = libp2p_key_pair(identity).private_key.sign(b"payload")
     assert verify(identity.peer_id, b"payload", signature)
+
+
+def test_peer_ids_are_derived_as_libp2p_derives_them() -> None:
+    for _ in range(20):
+        identity = Identity.generate()
+        assert ID.from_pubkey(libp2p_key_pair(identity).public_key).to_base58() == identity.peer_id
+        assert ID.from_base58(identity.peer_id).extract_public_key() == libp2p_key_pair(identity).public_key
+
+
+def test_a_peer_id_that_embeds_no_ed25519_key_verifies_nothing() -> None:
+    identity = Identity.generate()
+    signature = identity.sign(b"x")
+    sha256_id = "QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"  # an RSA-style id: a hash, no key
+    assert not verify(sha256_id, b"x", signature)
+    assert not verify(identity.peer_id[:-1], b"x", signature)

@@ -7,8 +7,8 @@ from pathlib import Path
 import trio
 
 from accel.methods import LLAMACPP
+from core.records import Generation, GenerationRequest, Message, Usage
 from node.accel import AccelConfig, Accelerator, Measurement, features_of, fresh
-from swarm.records import Generation, GenerationRequest, Message, Usage
 
 REQUEST = GenerationRequest(model="m", messages=(Message("user", "Repeat: a, b, c"),), max_tokens=8)
 FEATURES = features_of(REQUEST, "m", "llamacpp", "cpu", 0)

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from core.records import GenerationRequest, Message, Usage
 from node.engines.base import ContextLengthExceeded, EngineError
 from node.engines.openai_shape import StreamAccumulator, parse_generation, raise_for_error, request_body
-from swarm.records import GenerationRequest, Message, Usage
 from tests.support.streaming import Collect
 
 CHAT = GenerationRequest(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from core.records import ModelInfo, ModelLoad, PeerInfo, peer_from_wire, to_wire
 from node.peers import PeerTable
-from swarm.records import ModelInfo, ModelLoad, PeerInfo, peer_from_wire, to_wire
 
 
 class Clock:

@@ -1,5 +1,5 @@
+from core.records import GenerationRequest, Message
 from node.prompts import TURN_STOPS, as_completion, transcript
-from swarm.records import GenerationRequest, Message
 
 
 def test_transcript_writes_turns_and_leaves_the_answer_open() -> None:

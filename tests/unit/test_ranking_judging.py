@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.records import Message
 from ranking.judging import completeness_prompt, pairwise_prompt, parse_preference, parse_verdict
-from swarm.records import Message
 
 
 @pytest.mark.parametrize(

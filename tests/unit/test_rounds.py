@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from node.identity import Identity
+from core.identity import Identity
+from core.statements import BadStatement, commitment_digest, from_wire, sign
 from node.rounds import (
     Answerer,
     Candidate,
@@ -15,7 +16,6 @@ from node.rounds import (
     _checked_reveal,
     _read_ballot,
 )
-from node.statements import BadStatement, commitment_digest, from_wire, sign
 from ranking.bradley_terry import Vote
 from routing.grading import spoken_answer
 

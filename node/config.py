@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.wire import DEFAULT_PORT
+
 BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"  # the most coherent of the offline three
-DEFAULT_PORT = 8420
 DEFAULT_P2P_PORT = 8421
 
 

@@ -12,14 +12,17 @@ import os
 import stat
 from pathlib import Path
 
+import base58
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.crypto.keys import KeyPair, KeyType
-from libp2p.peer.id import ID
 
 KEY_FILE = "identity.key"
+
+# A libp2p peer id of an Ed25519 key is the base58 of an identity multihash (code 0, length 36) of
+# the key's protobuf encoding (field 1, type Ed25519 = 1; field 2, 32 bytes of key). Written out
+# here so that signatures can be checked without the network library.
+_PEER_ID_PREFIX = bytes([0x00, 36, 0x08, 0x01, 0x12, 32])
 
 
 class IdentityError(Exception):
@@ -27,15 +30,25 @@ class IdentityError(Exception):
 
 
 class Identity:
-    """The node's signing key, its libp2p key pair and its peer id (which embeds the public key)."""
+    """The node's signing key and its peer id (which embeds the public key)."""
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
-        seed = private_key.private_bytes(
+        public = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.peer_id: str = base58.b58encode(_PEER_ID_PREFIX + public).decode()
+
+    @classmethod
+    def generate(cls) -> Identity:
+        """A fresh identity held only in memory."""
+        return cls(Ed25519PrivateKey.generate())
+
+    def seed(self) -> bytes:
+        """The 32 raw bytes of the private key, from which the transport derives its libp2p key pair."""
+        return self._private_key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        self.key_pair: KeyPair = create_new_key_pair(seed)
-        self.peer_id: str = ID.from_pubkey(self.key_pair.public_key).to_base58()
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> Identity:
@@ -107,9 +120,9 @@ def verify(peer_id: str, data: bytes, signature: bytes) -> bool:
 def _public_key(peer_id: str) -> Ed25519PublicKey | None:
     # Cached: a stream of frames from one peer would otherwise decode the same id for every frame.
     try:
-        key = ID.from_base58(peer_id).extract_public_key()
+        raw = base58.b58decode(peer_id)
     except ValueError:
         return None
-    if key is None or key.get_type() != KeyType.Ed25519:
+    if len(raw) != len(_PEER_ID_PREFIX) + 32 or not raw.startswith(_PEER_ID_PREFIX):
         return None
-    return Ed25519PublicKey.from_public_bytes(key.to_bytes())
+    return Ed25519PublicKey.from_public_bytes(raw[len(_PEER_ID_PREFIX) :])

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from swarm import config
-from swarm.config import ConfigError
+from node import config
+from node.config import ConfigError
 
 
 def test_toml_then_flags(tmp_path: Path) -> None:

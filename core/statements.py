@@ -16,8 +16,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from .envelope import canonical
-from .identity import Identity, verify
+from core.envelope import canonical
+from core.identity import Identity, verify
 
 _DOMAIN = b"swarm-statement-v1\n"
 

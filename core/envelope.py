@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .identity import Identity, verify
+from core.identity import Identity, verify
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one envelope, on the wire, at most
