@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from accel.features import TaskFeatures
+from core.storage import open_sqlite
 
 MAX_ROWS = 50_000
 _COLUMNS = "model, backend, method, features, latency_s, ttft_s, tokens_per_s, output_tokens, matched, at"
@@ -44,13 +44,7 @@ class History:
         if path is None:
             self._db = sqlite3.connect(":memory:", isolation_level=None)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Created 0600 before SQLite opens it: its -wal and -shm files copy the database's mode.
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-            path.chmod(0o600)
-            self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_sqlite(path, synchronous="FULL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, model TEXT NOT NULL, "
             "backend TEXT NOT NULL, method TEXT NOT NULL, features TEXT NOT NULL, latency_s REAL NOT NULL, "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core.identity import Identity
+from core.storage import open_sqlite
 from reputation.apply import apply_challenge, apply_round
 from reputation.book import ReputationBook
 from reputation.rules import Rules
@@ -79,15 +80,11 @@ class Ledger:
         self.load_failures: list[str] = []
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_sqlite(path, synchronous="FULL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS entries (gateway TEXT NOT NULL, seq INTEGER NOT NULL, "
                 "digest TEXT NOT NULL, wire TEXT NOT NULL, PRIMARY KEY (gateway, seq))"
             )
-            path.chmod(0o600)
             self._load()
 
     def close(self) -> None:

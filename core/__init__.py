@@ -1,4 +1,4 @@
-"""The leaf every package shares: typed records, identities, signatures and the wire schema.
+"""The leaf every package shares: typed records, identities, signatures, the wire schema, the SQLite opener.
 
 It imports nothing of ours, so the algorithms, the daemon and the client SDK
 can all stand on it without standing on each other (tests/unit/test_layering.py

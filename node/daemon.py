@@ -127,7 +127,7 @@ async def run_node(config: NodeConfig) -> None:
 def _open_ledger(data_dir: Path) -> Ledger:
     try:
         return Ledger(data_dir / "ledger" / "ledger.db")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise NodeStartError(
             f"can't open the ledger in {data_dir / 'ledger'}: {exc} "
             "(move that directory aside to start afresh: the node pulls the ledger from its peers)"

@@ -75,6 +75,7 @@ def test_the_table_is_bounded_by_dropping_the_oldest() -> None:
     assert history.records() == [record(i) for i in range(15, 20)]
 
 
+@pytest.mark.usefixtures("wide_umask")
 def test_reopening_keeps_the_records_and_the_files_are_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "accel" / "history.db"
     history = History(path)
@@ -84,9 +85,9 @@ def test_reopening_keeps_the_records_and_the_files_are_owner_only(tmp_path: Path
     assert history.records() == [record(i) for i in range(3)]
     history.add(record(3))
     assert len(history) == 4
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    files = {file.name: stat.S_IMODE(file.stat().st_mode) for file in path.parent.iterdir()}
+    assert files == dict.fromkeys(("history.db", "history.db-wal", "history.db-shm"), 0o600)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE(path.with_name("history.db-wal").stat().st_mode) == 0o600
     history.close()
 
 

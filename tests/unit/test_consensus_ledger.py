@@ -7,6 +7,7 @@ import itertools
 import json
 import random
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -111,15 +112,17 @@ def test_an_established_network_settles_rounds_and_stakes(tmp_path: Path) -> Non
     assert len(ledger) == 7 and ledger.heads()[GATEWAY.peer_id] == 6
 
 
-def test_a_ledger_reopens_from_disk_as_it_was(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("wide_umask")
+def test_a_ledger_reopens_from_disk_as_it_was_in_owner_only_files(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "ledger.db")
     established(ledger)
     ledger.append(GATEWAY, "round", round_record("r1"))
     head, book = ledger.head, ledger.book.snapshot()
+    files = {file.name: stat.S_IMODE(file.stat().st_mode) for file in tmp_path.iterdir()}
+    assert files == dict.fromkeys(("ledger.db", "ledger.db-wal", "ledger.db-shm"), 0o600)
     ledger.close()
     again = Ledger(tmp_path / "ledger.db")
     assert (again.head, again.book.snapshot(), again.load_failures) == (head, book, [])
-    assert oct((tmp_path / "ledger.db").stat().st_mode & 0o777) == "0o600"
 
 
 def test_arrival_order_changes_nothing() -> None:
