@@ -14,6 +14,7 @@ from typing import Any
 from core.records import SWARM_MODEL
 from node import config as node_config
 
+from . import progress
 from .client import DEFAULT_URL, Client
 from .errors import SwarmError
 from .types import RoundReport, RouteReport, SwarmOptions
@@ -291,7 +292,9 @@ def _ask(args: argparse.Namespace) -> int:
                 print(chunk.text, end="", flush=True)
             print()
         else:
-            answer = client.chat(args.question, **options)
+            asked = "the swarm" if args.model == SWARM_MODEL else args.model or "the node"
+            with progress.waiting(f"asking {asked}"):
+                answer = client.chat(args.question, **options)
             route = answer.swarm
             print(answer.text.strip())
             if answer.usage:
@@ -393,7 +396,11 @@ def _accel(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     models = args.models.split(",") if args.models else None
     kinds = args.kinds.split(",") if args.kinds else None
-    with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
+    # The node runs the whole profile inside this one request: all there is to show is the time.
+    with (
+        Client(args.node, api_key=args.api_key, timeout=args.timeout) as client,
+        progress.waiting("profiling the acceleration methods"),
+    ):
         report = client.profile(per_kind=args.per_kind, seed=args.seed, models=models, kinds=kinds)
     print(f"{'MODEL':30} {'METHOD':18} {'SPEED-UP':>8} {'SAME OUTPUT':>12}  LOSSLESS")
     for row in report["methods"]:
@@ -494,7 +501,8 @@ def _testnet(args: argparse.Namespace) -> int:
         )
         print(f"starting {args.nodes} nodes in {net.directory} ...", file=sys.stderr)
         try:
-            nodes = net.up()
+            with progress.Bars() as bars:
+                nodes = net.up(bars.update)
         except testnet.NodeStartFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,13 @@ from .process import NodeProcess, NodeStartFailed
 
 DEFAULT_MODELS = tuple(CATALOG)  # the three offline models, one per node
 STATE_FILE = "testnet.json"
+# The steps of `up`, as it reports them: `on_progress(step, done, total)`, `done` of `total` nodes through.
+STARTED, CONVERGED = "nodes started", "nodes that see all peers"
+Progress = Callable[[str, int, int], None]
+
+
+def _ignore(step: str, done: int, total: int) -> None:
+    """The Progress of a caller that shows none."""
 
 
 def default_dir() -> Path:
@@ -95,18 +103,22 @@ class Testnet:
             args += ["--bootstrap", bootstrap]
         return NodeProcess(self.directory / f"node-{index}", *args, detached=True, accel=self.accel)
 
-    def up(self) -> list[TestnetNode]:
-        """Start every node, wait until each sees all the others, write the state file."""
+    def up(self, on_progress: Progress = _ignore) -> list[TestnetNode]:
+        """Start every node, wait until each sees all the others, write the state file; `on_progress`
+        hears how many nodes are through each step (STARTED, CONVERGED) as they get through."""
         if self.state_path.exists() and _alive(load_state(self.directory)):
             raise NodeStartFailed(
                 f"a testnet is already running from {self.directory}: run `swarm testnet down`"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
+        total = len(self.models)
         try:
+            on_progress(STARTED, 0, total)
             first = self._process(0, None).start(self.start_timeout)
             self.processes.append(first)
             seed = _describe(first, "node-0")
             self.nodes.append(seed)
+            on_progress(STARTED, 1, total)
             # The rest join through the first node and start (load their models) in parallel.
             rest = [self._process(i, seed.multiaddr) for i in range(1, len(self.models))]
             for process in rest:
@@ -115,19 +127,22 @@ class Testnet:
             for i, process in enumerate(rest, start=1):
                 process.wait_ready(self.start_timeout)
                 self.nodes.append(_describe(process, f"node-{i}"))
-            self.converged_in = self.wait_converged(self.start_timeout)
+                on_progress(STARTED, i + 1, total)
+            self.converged_in = self.wait_converged(self.start_timeout, on_progress)
         except BaseException:
             self.down()
             raise
         self.state_path.write_text(json.dumps([asdict(n) for n in self.nodes], indent=2))
         return self.nodes
 
-    def wait_converged(self, timeout: float) -> float:
+    def wait_converged(self, timeout: float, on_progress: Progress = _ignore) -> float:
         """Block until every node's peer table lists every other node; returns the seconds it took."""
         started = time.monotonic()
         expected = {n.peer_id for n in self.nodes}
         while True:
-            if all(_peer_ids(n.url) >= expected - {n.peer_id} for n in self.nodes):
+            converged = sum(_peer_ids(n.url) >= expected - {n.peer_id} for n in self.nodes)
+            on_progress(CONVERGED, converged, len(self.nodes))
+            if converged == len(self.nodes):
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
                 raise NodeStartFailed(f"the testnet did not converge within {timeout:g} s")
