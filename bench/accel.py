@@ -37,7 +37,7 @@ from accel.methods import Method
 from accel.tasks import Task, mix
 from node.accel import features_of, fresh
 from node.catalog import resolve
-from node.engines.base import Engine
+from node.engines.base import Engine, EngineSpec
 
 MODEL = "smollm2-135m-instruct"
 NEAR = 0.95
@@ -56,10 +56,10 @@ def load(engine: str) -> Engine:
     if engine == "llamacpp":
         from node.engines.llamacpp import LlamaCppEngine
 
-        return LlamaCppEngine(MODEL, path, chat=True, context_length=2048)
+        return LlamaCppEngine(EngineSpec(MODEL, path, context_length=2048))
     from node.engines.transformers_engine import TransformersEngine
 
-    return TransformersEngine(MODEL, path, chat=True, context_length=2048, device="cpu")
+    return TransformersEngine(EngineSpec(MODEL, path, context_length=2048), device="cpu")
 
 
 def measure(engine: Engine, tasks: Sequence[Task], repeats: int) -> list[Measured]:

@@ -24,6 +24,7 @@ import httpx
 
 from core.records import GenerationRequest, Message
 from node.catalog import resolve
+from node.engines.base import EngineSpec
 from node.engines.llamacpp import LlamaCppEngine
 from testnet.process import NodeProcess
 
@@ -134,11 +135,13 @@ def main() -> None:
 
     resolved = resolve(args.model)
     engine = LlamaCppEngine(
-        resolved.name,
-        str(resolved.path),
-        chat=resolved.chat,
-        context_length=context,
-        parallel=args.parallel,
+        EngineSpec(
+            resolved.name,
+            str(resolved.path),
+            chat=resolved.chat,
+            context_length=context,
+            parallel=args.parallel,
+        ),
         threads=args.threads,
     )
     threads = ["--threads", str(args.threads)] if args.threads else []

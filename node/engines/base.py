@@ -12,12 +12,26 @@ import os
 import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from accel.methods import Method, methods_for
 from core.records import Generation, GenerationRequest, ModelInfo
 
+DEFAULT_CONTEXT_LENGTH = 2048  # tokens per request when neither the operator nor a server says
+
 # Called with each streamed piece of text; returning True cancels the generation.
 TextSink = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """What every engine is built from, whatever its backend; each takes its own settings beside it."""
+
+    name: str  # what the model is served and announced as
+    source: str  # what the engine runs: a model file or folder, a hub id (vLLM), a server's base URL
+    chat: bool = True  # the model takes chat messages, not only plain prompts
+    context_length: int | None = None  # tokens per request; None: the server's, or DEFAULT_CONTEXT_LENGTH
+    parallel: int | None = None  # requests generated at once; None: the backend's own number
 
 
 def cpu_description() -> str:

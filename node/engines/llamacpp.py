@@ -24,7 +24,16 @@ from accel.methods import Method
 from core.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
-from .base import Engine, EngineCrashed, EngineError, EngineUnavailable, TextSink, cpu_description
+from .base import (
+    DEFAULT_CONTEXT_LENGTH,
+    Engine,
+    EngineCrashed,
+    EngineError,
+    EngineSpec,
+    EngineUnavailable,
+    TextSink,
+    cpu_description,
+)
 
 MAX_PROFILES = 4  # the default and the three other lossless methods: no reloading between them
 Profile = tuple[tuple[str, Any], ...]
@@ -40,31 +49,23 @@ def profile(load: Mapping[str, Any]) -> Profile:
 
 
 class LlamaCppEngine(Engine):
-    def __init__(
-        self,
-        name: str,
-        path: str,
-        *,
-        chat: bool,
-        context_length: int = 2048,
-        threads: int | None = None,
-        parallel: int = 1,
-    ) -> None:
-        self._path = path
-        self._context_length = context_length
+    def __init__(self, spec: EngineSpec, *, threads: int | None = None) -> None:
+        """`spec.source` is the .gguf file."""
+        self._path = spec.source
+        self._context_length = spec.context_length or DEFAULT_CONTEXT_LENGTH
         # One core is left to the node's HTTP and network work: llama.cpp's threads wait for each
         # other at every layer, so one of them preempted slows all (measured in bench.serve).
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
-        self._parallel = parallel
+        self._parallel = spec.parallel or 1
         self._lock = threading.Lock()  # around loading and unloading servers
         self.info = ModelInfo(
-            name=name,
+            name=spec.name,
             backend="llamacpp",
-            source=path,
-            context_length=context_length,
-            chat=chat,
+            source=spec.source,
+            context_length=self._context_length,
+            chat=spec.chat,
             hardware=cpu_description(),
-            parallel=parallel,
+            parallel=self._parallel,
         )
         self._servers: OrderedDict[Profile, Any] = OrderedDict({(): self._load({})})
 

@@ -19,10 +19,8 @@ from accel.methods import Method
 from core.records import Generation, GenerationRequest, ModelInfo
 
 from . import openai_shape
-from .base import Engine, EngineError, EngineUnavailable, TextSink
+from .base import DEFAULT_CONTEXT_LENGTH, Engine, EngineError, EngineSpec, EngineUnavailable, TextSink
 
-# What a model gets when neither the caller nor the server says how long its context is.
-DEFAULT_CONTEXT_LENGTH = 2048
 # Asking a server about itself must not hold up the node's start for a whole generation timeout.
 _PROBE_TIMEOUT = 10.0
 
@@ -34,29 +32,26 @@ class ServerUnreachable(EngineUnavailable):
 class OpenAIEngine(Engine):
     def __init__(
         self,
-        name: str,
-        base_url: str,
+        spec: EngineSpec,
         *,
         remote_model: str | None = None,
         api_key: str | None = None,
-        chat: bool = True,
-        context_length: int | None = None,
         timeout: float = 600.0,
-        parallel: int = 1,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
+        """`spec.source` is the server's base URL (up to /v1); `remote_model` is the model's name there."""
+        self._base_url = spec.source.rstrip("/")
         self._remote_model = remote_model
         self._api_key = api_key
         self._timeout = timeout
         self._client = self._new_client()
         self.info = ModelInfo(
-            name=name,
+            name=spec.name,
             backend="openai",
             source=self._base_url,
-            context_length=context_length or self._server_context_length() or DEFAULT_CONTEXT_LENGTH,
-            chat=chat,
+            context_length=spec.context_length or self._server_context_length() or DEFAULT_CONTEXT_LENGTH,
+            chat=spec.chat,
             hardware="remote",
-            parallel=parallel,
+            parallel=spec.parallel or 1,
             extra={} if remote_model is None else {"remote_model": remote_model},
         )
 

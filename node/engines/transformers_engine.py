@@ -27,10 +27,12 @@ from accel.methods import Method
 from core.records import FinishReason, Generation, GenerationRequest, ModelInfo, Usage
 
 from .base import (
+    DEFAULT_CONTEXT_LENGTH,
     ContextLengthExceeded,
     Engine,
     EngineCrashed,
     EngineError,
+    EngineSpec,
     EngineUnavailable,
     TextSink,
     cpu_description,
@@ -112,29 +114,22 @@ class _StopScanner:
 
 
 class TransformersEngine(Engine):
-    def __init__(
-        self,
-        name: str,
-        path: str,
-        *,
-        chat: bool,
-        context_length: int = 2048,
-        device: str | None = None,
-        threads: int | None = None,
-    ) -> None:
-        self._path = Path(path)
-        self._context_length = context_length
+    def __init__(self, spec: EngineSpec, *, device: str | None = None, threads: int | None = None) -> None:
+        """`spec.source` is an HF model folder or a GGUF file."""
+        self._path = Path(spec.source)
+        self._context_length = spec.context_length or DEFAULT_CONTEXT_LENGTH
         self._device = device or default_device()
         if threads is not None:
             torch.set_num_threads(threads)  # torch has one pool for the whole process
-        # generate() keeps per-call state on the model (caches, RNG use), so requests take turns.
+        # generate() keeps per-call state on the model (caches, RNG use), so requests take turns,
+        # one at a time whatever spec.parallel asks.
         self._lock = threading.Lock()
         self.info = ModelInfo(
-            name=name,
+            name=spec.name,
             backend="transformers",
-            source=str(path),
-            context_length=context_length,
-            chat=chat,
+            source=spec.source,
+            context_length=self._context_length,
+            chat=spec.chat,
             hardware=_hardware(self._device),
         )
         self._model: Any = None

@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from accel.methods import Method
@@ -19,9 +20,10 @@ from core.records import Generation, GenerationRequest, ModelInfo
 from node.ports import free_port
 from node.supervisor import ProcessStartError, ProcessSupervisor
 
-from .base import Engine, EngineError, EngineUnavailable, TextSink
+from .base import Engine, EngineError, EngineSpec, EngineUnavailable, TextSink
 from .openai_http import OpenAIEngine, ServerUnreachable
 
+DEFAULT_PARALLEL = 16  # requests at once when the operator doesn't say: vLLM batches continuously
 DEFAULT_COMMAND = (
     "vllm",
     "serve",
@@ -36,7 +38,8 @@ DEFAULT_COMMAND = (
 
 
 class VllmEngine(Engine):
-    """`model` is what vLLM loads (a hub id or a folder); `name` is what it is served and announced as.
+    """`spec.source` is what vLLM loads (a hub id or a folder); `spec.name` is what it is served and
+    announced as.
 
     `command` replaces `vllm serve ...`: its "{port}", "{model}" and "{name}"
     are filled in, and it must serve the OpenAI API and /health on
@@ -45,28 +48,25 @@ class VllmEngine(Engine):
 
     def __init__(
         self,
-        name: str,
-        model: str,
+        spec: EngineSpec,
         *,
-        chat: bool = True,
-        context_length: int | None = None,
         extra_args: Sequence[str] = (),
         command: Sequence[str] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 900.0,
         restart_backoff: float = 1.0,
-        parallel: int = 16,
     ) -> None:
-        self._name = name
+        self._name = spec.name
+        parallel = spec.parallel or DEFAULT_PARALLEL
         port = free_port()
         args = list(DEFAULT_COMMAND if command is None else command)
-        if command is None and context_length is not None:
-            args += ["--max-model-len", str(context_length)]
-        values = {"port": str(port), "model": model, "name": name}
+        if command is None and spec.context_length is not None:
+            args += ["--max-model-len", str(spec.context_length)]
+        values = {"port": str(port), "model": spec.source, "name": spec.name}
         # Not str.format: arguments may hold JSON with braces of their own.
         args = [re.sub(r"\{(port|model|name)\}", lambda m: values[m[1]], arg) for arg in args]
         self._supervisor = ProcessSupervisor(
-            f"vllm-{name}",
+            f"vllm-{spec.name}",
             [*args, *extra_args],
             health_url=f"http://127.0.0.1:{port}/health",
             log_dir=log_dir or Path(tempfile.gettempdir()) / "swarm-engines",
@@ -76,21 +76,16 @@ class VllmEngine(Engine):
         try:
             self._supervisor.start()
         except ProcessStartError as exc:
-            raise EngineError(f"model {name!r}: its vLLM process did not start: {exc}") from exc
+            raise EngineError(f"model {spec.name!r}: its vLLM process did not start: {exc}") from exc
         self._inner = OpenAIEngine(
-            name,
-            f"http://127.0.0.1:{port}/v1",
-            remote_model=name,
-            chat=chat,
-            context_length=context_length,
-            parallel=parallel,
+            replace(spec, source=f"http://127.0.0.1:{port}/v1", parallel=parallel), remote_model=spec.name
         )
         self.info = ModelInfo(
-            name=name,
+            name=spec.name,
             backend="vllm",
-            source=model,
+            source=spec.source,
             context_length=self._inner.info.context_length,
-            chat=chat,
+            chat=spec.chat,
             hardware="gpu",
             parallel=parallel,
         )

@@ -13,7 +13,7 @@ import xllamacpp
 from accel.methods import DEFAULT, LLAMACPP
 from accel.methods import method as accel_method
 from core.records import GenerationRequest, Message
-from node.engines.base import EngineError
+from node.engines.base import EngineError, EngineSpec
 from node.engines.llamacpp import MAX_PROFILES, LlamaCppEngine, profile
 
 COPY = GenerationRequest(
@@ -38,7 +38,7 @@ OPEN = GenerationRequest(
 
 @pytest.fixture(scope="module")
 def engine(smollm2_path: Path) -> Iterator[LlamaCppEngine]:
-    engine = LlamaCppEngine("smollm2", str(smollm2_path), chat=True, context_length=1024, threads=1)
+    engine = LlamaCppEngine(EngineSpec("smollm2", str(smollm2_path), context_length=1024), threads=1)
     yield engine
     engine.close()
 

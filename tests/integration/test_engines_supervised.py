@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.records import GenerationRequest, Message
-from node.engines.base import ContextLengthExceeded, EngineError, EngineUnavailable
+from node.engines.base import ContextLengthExceeded, EngineError, EngineSpec, EngineUnavailable
 from node.engines.openai_http import OpenAIEngine
 from node.engines.vllm import VllmEngine
 from node.ports import free_port
@@ -30,8 +30,9 @@ N_CTX = 1024  # the helper server's default
 # A stand-in node: it supervises a server, says the server's pid, then waits to be SIGKILLed.
 NODE = f"""
 import sys, threading
+from node.engines.base import EngineSpec
 from node.engines.vllm import VllmEngine
-engine = VllmEngine("orphan", sys.argv[1], command={COMMAND!r}, log_dir=sys.argv[2])
+engine = VllmEngine(EngineSpec("orphan", sys.argv[1]), command={COMMAND!r}, log_dir=sys.argv[2])
 print(engine.supervisor.pid, flush=True)
 threading.Event().wait()
 """
@@ -44,7 +45,11 @@ LONG = GenerationRequest(model="smol", prompt="hello world " * 1500, max_tokens=
 
 def start_engine(model: Path, log_dir: Path, name: str = "smol") -> VllmEngine:
     return VllmEngine(
-        name, str(model), command=COMMAND, log_dir=log_dir, startup_timeout=60, restart_backoff=0.2
+        EngineSpec(name, str(model)),
+        command=COMMAND,
+        log_dir=log_dir,
+        startup_timeout=60,
+        restart_backoff=0.2,
     )
 
 
@@ -74,7 +79,7 @@ def engine(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def direct(engine: VllmEngine) -> Iterator[OpenAIEngine]:
     """An OpenAIEngine pointed straight at the supervised server, context length left to discovery."""
     assert engine.supervisor.state == "ready"
-    client = OpenAIEngine("direct", engine.supervisor.health_url.removesuffix("/health") + "/v1")
+    client = OpenAIEngine(EngineSpec("direct", engine.supervisor.health_url.removesuffix("/health") + "/v1"))
     yield client
     client.close()
 
@@ -165,7 +170,7 @@ def test_a_command_that_exits_gives_its_output(tmp_path: Path) -> None:
     crash = [sys.executable, "-c", "import sys; print('no CUDA GPUs are available'); sys.exit(3)"]
     started = time.monotonic()
     with pytest.raises(EngineError) as caught:
-        VllmEngine("broken", "some/model", command=crash, log_dir=tmp_path, startup_timeout=60)
+        VllmEngine(EngineSpec("broken", "some/model"), command=crash, log_dir=tmp_path, startup_timeout=60)
     assert time.monotonic() - started < 10  # noticed at once, not at the timeout
     message = str(caught.value)
     assert "no CUDA GPUs are available" in message
@@ -175,7 +180,7 @@ def test_a_command_that_exits_gives_its_output(tmp_path: Path) -> None:
 
 def test_a_missing_program_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="cannot run 'no-such-vllm'"):
-        VllmEngine("missing", "some/model", command=["no-such-vllm", "serve"], log_dir=tmp_path)
+        VllmEngine(EngineSpec("missing", "some/model"), command=["no-such-vllm", "serve"], log_dir=tmp_path)
 
 
 def test_openai_engine_chat_completion_and_discovery(direct: OpenAIEngine) -> None:
@@ -210,7 +215,7 @@ def test_openai_engine_context_overflow(direct: OpenAIEngine, streamed: bool) ->
 
 def test_openai_engine_closed_port_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
-    engine = OpenAIEngine("nowhere", url, context_length=512)
+    engine = OpenAIEngine(EngineSpec("nowhere", url, context_length=512))
     with pytest.raises(EngineUnavailable, match=url):
         engine.generate(HELLO)
     with pytest.raises(EngineUnavailable, match=url):
@@ -219,6 +224,6 @@ def test_openai_engine_closed_port_is_unavailable() -> None:
 
 
 def test_openai_engine_falls_back_when_the_server_is_down() -> None:
-    engine = OpenAIEngine("nowhere", f"http://127.0.0.1:{free_port()}/v1")
+    engine = OpenAIEngine(EngineSpec("nowhere", f"http://127.0.0.1:{free_port()}/v1"))
     assert engine.info.context_length == 2048
     engine.close()

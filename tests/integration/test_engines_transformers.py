@@ -13,7 +13,7 @@ from transformers.generation.configuration_utils import GenerationMode
 from accel.methods import DEFAULT, TRANSFORMERS
 from accel.methods import method as accel_method
 from core.records import GenerationRequest, Message
-from node.engines.base import ContextLengthExceeded, EngineError
+from node.engines.base import ContextLengthExceeded, EngineError, EngineSpec
 from node.engines.transformers_engine import TransformersEngine, _StopScanner
 from tests.support.streaming import Collect, assert_stream_matches_generate
 
@@ -22,7 +22,9 @@ CONTEXT = 512
 
 @pytest.fixture(scope="module")
 def engine(smollm2_path: Path) -> Iterator[TransformersEngine]:
-    engine = TransformersEngine("smollm2", str(smollm2_path), chat=True, context_length=CONTEXT, device="cpu")
+    engine = TransformersEngine(
+        EngineSpec("smollm2", str(smollm2_path), context_length=CONTEXT), device="cpu"
+    )
     yield engine
     engine.close()
 
@@ -136,7 +138,7 @@ def test_loads_an_hf_folder(smollm2_path: Path, tmp_path: Path) -> None:
     )
     tokenizer.save_pretrained(tmp_path)
     LlamaForCausalLM(config).save_pretrained(tmp_path)
-    engine = TransformersEngine("tiny", str(tmp_path), chat=True, context_length=256, device="cpu")
+    engine = TransformersEngine(EngineSpec("tiny", str(tmp_path), context_length=256), device="cpu")
     try:
         request = GenerationRequest(
             model="tiny", messages=(Message("user", "Hi"),), max_tokens=6, temperature=0
