@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,11 +142,12 @@ async def calibrate(
     store: ResultStore,
     *,
     concurrency: int = 1,
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
     max_tokens: Callable[[Item], int] = default_max_tokens,
 ) -> CalibrationSummary:
     """Ask each model each item not yet in `store`, as `ask(model, item, max_tokens(item))`, and store
-    each graded answer as it comes. `on_progress(done, total)` counts this run's pairs.
+    each graded answer as it comes. `on_progress(model, done, total)`: `done` of the `total` questions
+    this run puts to `model` are through (answered or failed).
 
     Items go item by item, every model in turn, so a run cut short leaves the
     models compared on the same questions. A pair whose ask raises is logged,
@@ -157,10 +159,12 @@ async def calibrate(
     done = store.done()
     pairs = [(item, model) for item in items for model in models]
     todo = [(item, model) for item, model in pairs if (item.dataset, item.id, model) not in done]
-    finished = failed = 0
+    planned = Counter(model for _, model in todo)
+    finished: Counter[str] = Counter()
+    failed = 0
 
     async def worker(queue: Iterable[tuple[Item, str]]) -> None:
-        nonlocal finished, failed
+        nonlocal failed
         for item, model in queue:
             start = time.perf_counter()
             try:
@@ -172,9 +176,9 @@ async def calibrate(
                 seconds = time.perf_counter() - start
                 correct = await trio.to_thread.run_sync(grade, item, answer)
                 store.add(Outcome(item.dataset, item.id, model, correct, answer, seconds))
-            finished += 1
+            finished[model] += 1
             if on_progress is not None:
-                on_progress(finished, len(todo))
+                on_progress(model, finished[model], planned[model])
 
     queue = iter(todo)  # shared: each worker takes the next pair when it is free
     async with trio.open_nursery() as nursery:

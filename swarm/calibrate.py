@@ -11,7 +11,6 @@ it to its peers.
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
@@ -33,6 +32,7 @@ from routing.table import ClusterTable
 
 from .client import AsyncClient
 from .errors import SwarmError
+from .progress import Bars, waiting
 
 
 def default_store() -> Path:
@@ -52,25 +52,6 @@ def calibration_items(name: str, *, seed: int, limit: int | None) -> list[Item]:
     part, _ = datasets.split(datasets.load(name), seed=seed)
     random.Random(seed).shuffle(part)
     return part[:limit] if limit is not None else part
-
-
-class _Progress:
-    """One line on a terminal, redrawn; a line per tenth of the way elsewhere (logs, CI)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out, self.started, self._tenth = out, time.monotonic(), -1
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.monotonic() - self.started
-        left = elapsed / done * (total - done) if done else math.inf
-        line = (
-            f"calibrating: {done}/{total} answers ({done / total:.0%}), {elapsed:.0f} s, ~{left:.0f} s left"
-        )
-        if self.out.isatty():
-            print(f"\r{line}", end="" if done < total else "\n", file=self.out, flush=True)
-        elif done * 10 // total > self._tenth:
-            self._tenth = done * 10 // total
-            print(line, file=self.out, flush=True)
 
 
 async def run(
@@ -106,11 +87,13 @@ async def run(
             f"answers kept in {store.path}",
             file=out,
         )
-        summary = await calibrate(
-            items, chosen, ask, store, concurrency=concurrency, on_progress=_Progress(out)
-        )
+        with Bars() as bars:  # a row per model: its questions answered so far
+            summary = await calibrate(
+                items, chosen, ask, store, concurrency=concurrency, on_progress=bars.update
+            )
         # Every model in the network that has answers stored, not only the ones asked this time.
-        table = await trio.to_thread.run_sync(_table, store, available, seed, clusters, embedder)
+        with waiting("building the routing table"):  # the embedder loads and embeds every question
+            table = await trio.to_thread.run_sync(_table, store, available, seed, clusters, embedder)
         installed = await client.install_routing_table(json.loads(table.to_json()))
     return CalibrationReport(summary, table, bool(installed["adopted"]))
 

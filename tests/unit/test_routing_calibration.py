@@ -109,14 +109,15 @@ def items() -> list[Item]:
 async def test_calibrate_grades_and_stores_every_pair(tmp_path: Path, items: list[Item]) -> None:
     store = ResultStore(tmp_path / "outcomes.jsonl")
     models = Models()
-    progress: list[tuple[int, int]] = []
+    progress: list[tuple[str, int, int]] = []
     summary = await calibrate(
         items, ["oracle", "dunce"], models.ask, store, on_progress=lambda *p: progress.append(p)
     )
     assert (summary.asked, summary.skipped, summary.failed) == (16, 0, 0)
     assert summary.correct == {"oracle": 8, "dunce": 0}
     assert summary.total == {"oracle": 8, "dunce": 8}
-    assert progress == [(n, 16) for n in range(1, 17)]
+    # Each model's count climbs to its 8 questions, the two in turn.
+    assert progress == [(model, n, 8) for n in range(1, 9) for model in ("oracle", "dunce")]
     stored = ResultStore(store.path).outcomes()
     assert {(o.model, o.correct) for o in stored} == {("oracle", True), ("dunce", False)}
     assert len(stored) == 16 and all(o.seconds >= 0 for o in stored)
