@@ -14,9 +14,10 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import hypercorn.config
 import hypercorn.trio
@@ -28,7 +29,7 @@ from node.config import NodeConfig
 
 from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
-from .catalog import CatalogError
+from .catalog import CatalogError, Progress
 from .challenges import ChallengeConfig, ChallengeService
 from .engines import load_engine
 from .engines.base import Engine, EngineError
@@ -62,12 +63,17 @@ def _data_dir_lock(data_dir: Path) -> Iterator[None]:
         ) from None
 
 
-def _load_engines(config: NodeConfig) -> list[Engine]:
+Loaded = Callable[[int, int], None]  # on_loaded(done, total): `done` of the node's `total` models are loaded
+
+
+def _load_engines(config: NodeConfig, on_loaded: Loaded, on_bytes: Progress | None) -> list[Engine]:
     engines: list[Engine] = []
     try:
         for model in config.models:
+            on_loaded(len(engines), len(config.models))
             log.info("loading %s (%s backend)", model.model, model.backend)
-            engines.append(load_engine(model, config.cache_dir, config.data_dir / "logs"))
+            engines.append(load_engine(model, config.cache_dir, config.data_dir / "logs", on_bytes))
+        on_loaded(len(engines), len(config.models))
     except (CatalogError, EngineError) as exc:
         for engine in engines:
             engine.close()
@@ -99,7 +105,13 @@ async def _stop_on_signal(shutdown: trio.Event) -> None:
             return
 
 
-async def run_node(config: NodeConfig) -> None:
+def _ignore(done: int, total: int) -> None:
+    """The Loaded callback of a caller that shows no progress."""
+
+
+async def run_node(config: NodeConfig, on_loaded: Loaded = _ignore, on_bytes: Progress | None = None) -> None:
+    """Run the node until SIGINT or SIGTERM; `on_loaded` and `on_bytes` follow the loading of its models
+    (how many are loaded; the bytes of assembling and checking catalogued ones)."""
     config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (config.data_dir / "logs").mkdir(exist_ok=True, mode=0o700)
     with _data_dir_lock(config.data_dir):
@@ -115,7 +127,7 @@ async def run_node(config: NodeConfig) -> None:
         except (IdentityError, TransportStartError) as exc:
             raise NodeStartError(str(exc)) from None
         print(f"swarm node {identity.peer_id} starting", flush=True)
-        engines = await trio.to_thread.run_sync(_load_engines, config)
+        engines = await trio.to_thread.run_sync(_load_engines, config, on_loaded, on_bytes)
         try:
             await _serve(config, engines, identity, transport)
         finally:
@@ -223,12 +235,26 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
     accelerator.close()
 
 
-def main(config: NodeConfig) -> int:
+class _Stderr(logging.StreamHandler[TextIO]):
+    """Writes each record to sys.stderr as it is then, so a progress display that takes stderr over while
+    the models load (the CLI's bars) shows log lines above itself instead of through itself."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        """StreamHandler sets the stream it was given; the property above is the one that counts."""
+
+
+def main(config: NodeConfig, on_loaded: Loaded = _ignore, on_bytes: Progress | None = None) -> int:
+    """`swarm node start`, with run_node's progress callbacks."""
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=[_Stderr()]
     )
     try:
-        trio.run(run_node, config)
+        trio.run(run_node, config, on_loaded, on_bytes)
     except (NodeStartError, BaseExceptionGroup) as exc:
         leaves = exception_leaves(exc)
         if not all(isinstance(leaf, NodeStartError) for leaf in leaves):

@@ -269,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _start_node(config: node_config.NodeConfig) -> int:
+    from node.daemon import main as run_daemon
+
+    with progress.Bars() as bars:
+
+        def loaded(done: int, total: int) -> None:
+            bars.update("models loaded", done, total)
+            if done == total:
+                bars.close()  # serving from here on: what the node writes is its log
+
+        return run_daemon(config, loaded, partial(bars.update, unit="bytes"))
+
+
 def _ask(args: argparse.Namespace) -> int:
     swarm_flags = (args.mode, args.experts, args.max_latency, args.max_cost)
     budget = any(flag is not None for flag in swarm_flags)
@@ -536,9 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "node" and args.node_command == "profile":
             return _profile(args)
         if args.command == "node":
-            from node.daemon import main as run_daemon
-
-            return run_daemon(_node_config(args))
+            return _start_node(_node_config(args))
         if args.command == "ask":
             return _ask(args)
         if args.command == "peers":

@@ -1,8 +1,9 @@
 """Progress of the CLI's and the benchmarks' long waits, on stderr, drawn by rich.
 
 Bars are drawn where someone watches: when stderr is a terminal, or when SWARM_PROGRESS=1 asks for them.
-Elsewhere (logs, CI, tests) a counted wait writes a plain line at each tenth of the way and an open-ended
-one writes nothing, so what parses the output finds what it always did; SWARM_PROGRESS=0 writes nothing.
+Elsewhere (logs, CI, tests) a counted wait writes a plain line when it is done, and on the way one at a
+tenth at most every PLAIN_EVERY_S seconds; an open-ended wait writes nothing. So what parses the output
+finds what it always did; SWARM_PROGRESS=0 writes nothing at all.
 The library layers only call back (`on_progress(...)`); this is the one place that draws.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -32,6 +34,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+PLAIN_EVERY_S = 10.0  # a long wait still shows in a log that it moves; a short one writes its end alone
 
 
 def _mode() -> Literal["bars", "lines", "off"]:
@@ -74,7 +78,7 @@ class Bars:
         self._mode = _mode()
         self._lock = threading.Lock()
         self._rows: dict[str, TaskID] = {}
-        self._tenths: dict[str, int] = {}
+        self._said: dict[str, tuple[int, float]] = {}  # row -> the tenth and the time of its last line
         self._closed = False
         self._progress = Progress(
             SpinnerColumn(finished_text="[green]✓"),
@@ -109,9 +113,10 @@ class Bars:
     def _plain(self, row: str, done: int, total: int | None, unit: str) -> None:
         if not total:
             return
-        tenth = done * 10 // total
-        if tenth > self._tenths.get(row, -1):
-            self._tenths[row] = tenth
+        now, tenth = time.monotonic(), done * 10 // total
+        said_tenth, said_at = self._said.setdefault(row, (0, now))
+        if tenth > said_tenth and (done >= total or now - said_at >= PLAIN_EVERY_S):
+            self._said[row] = (tenth, now)
             amount = f"{decimal(done)} of {decimal(total)}" if unit == "bytes" else f"{done}/{total}"
             print(f"{row}: {amount}", file=sys.stderr, flush=True)
 

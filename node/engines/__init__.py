@@ -11,8 +11,11 @@ from .. import catalog
 from .base import Engine, EngineError, EngineSpec
 
 
-def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> Engine:
-    """Build the engine an operator asked for; blocks while the model loads."""
+def load_engine(
+    config: ModelConfig, cache_dir: Path | None, log_dir: Path, on_progress: catalog.Progress | None = None
+) -> Engine:
+    """Build the engine an operator asked for; blocks while the model loads. `on_progress` follows the
+    bytes of assembling and checking a catalogued model (catalog.resolve)."""
 
     def spec(name: str, source: str, *, chat: bool = True) -> EngineSpec:
         return EngineSpec(
@@ -33,7 +36,7 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
 
         # vLLM takes hub ids and folders itself; only our catalog names need resolving.
         source = (
-            str(catalog.resolve(config.model, cache_dir).path)
+            str(catalog.resolve(config.model, cache_dir, on_progress).path)
             if config.model in catalog.CATALOG
             else config.model
         )
@@ -43,7 +46,7 @@ def load_engine(config: ModelConfig, cache_dir: Path | None, log_dir: Path) -> E
             extra_args=list(config.extra_args),
             log_dir=log_dir,
         )
-    resolved = catalog.resolve(config.model, cache_dir)
+    resolved = catalog.resolve(config.model, cache_dir, on_progress)
     in_process = spec(config.name or resolved.name, str(resolved.path), chat=resolved.chat)
     backend = config.backend
     if backend == "auto":

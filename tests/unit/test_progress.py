@@ -1,13 +1,19 @@
-"""Progress on stderr: drawn on a terminal or when asked, plain tenths elsewhere, never on stdout."""
+"""Progress: what the layers below report through their callbacks, and what the CLI draws of it (on stderr:
+bars on a terminal or when asked, a few plain lines elsewhere, never anything on stdout)."""
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from swarm import cli
+from node import config as node_config
+from node import daemon
+from swarm import cli, progress
 from swarm.progress import Bars, waiting
 from testnet import testnet
 from testnet.testnet import CONVERGED, STARTED, TestnetNode
@@ -15,20 +21,29 @@ from testnet.testnet import CONVERGED, STARTED, TestnetNode
 ESC = "\x1b"
 
 
-def test_off_a_terminal_a_counted_wait_writes_a_plain_line_a_tenth(
+def test_off_a_terminal_a_short_wait_writes_its_end_alone(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SWARM_PROGRESS", raising=False)
     with Bars() as bars:
         for done in range(0, 101, 5):
             bars.update("questions", done, 100)
-        bars.update("bytes", 250_000_000, 500_000_000, unit="bytes")
+        bars.update("questions", 100, 100)  # said once
+        bars.update("bytes", 500_000_000, 500_000_000, unit="bytes")
         bars.update("open-ended", 3, None)
+    assert capsys.readouterr() == ("", "questions: 100/100\nbytes: 500.0 MB of 500.0 MB\n")
+
+
+def test_off_a_terminal_a_long_wait_writes_a_line_a_tenth(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SWARM_PROGRESS", raising=False)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # as if every update came long after the last
+    with Bars() as bars:
+        for done in range(0, 101, 5):
+            bars.update("questions", done, 100)
     out, err = capsys.readouterr()
-    assert out == ""
-    assert err.splitlines() == [f"questions: {n}/100" for n in range(0, 101, 10)] + [
-        "bytes: 250.0 MB of 500.0 MB"
-    ]
+    assert out == "" and err.splitlines() == [f"questions: {n}/100" for n in range(10, 101, 10)]
 
 
 def test_progress_can_be_turned_off(
@@ -128,3 +143,31 @@ def test_convergence_reports_how_many_nodes_see_all_peers(monkeypatch: pytest.Mo
     seen: list[tuple[str, int, int]] = []
     net.wait_converged(10, lambda *report: seen.append(report))
     assert seen == [(CONVERGED, 0, 3), (CONVERGED, 1, 3), (CONVERGED, 3, 3)]
+
+
+def test_the_node_reports_its_models_loaded_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    models = tuple(node_config.model_from_table({"model": name}) for name in ("a.gguf", "b.gguf"))
+    config = node_config.load(None, models=models, data_dir=tmp_path)
+    loading: list[str] = []
+
+    def load_engine(model: node_config.ModelConfig, *args: Any) -> Any:
+        loading.append(model.model)
+        return object()
+
+    monkeypatch.setattr(daemon, "load_engine", load_engine)
+    seen: list[tuple[int, int, list[str]]] = []
+    daemon._load_engines(config, lambda done, total: seen.append((done, total, list(loading))), None)
+    assert seen == [(0, 2, []), (1, 2, ["a.gguf"]), (2, 2, ["a.gguf", "b.gguf"])]
+
+
+def test_node_log_lines_go_to_stderr_as_it_is_when_they_are_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A progress display swaps sys.stderr for its own while it runs; the log follows it there.
+    handler = daemon._Stderr()
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    handler.emit(logging.LogRecord("swarm.node", logging.INFO, "", 0, "loading a.gguf", None, None))
+    assert swapped.getvalue() == "loading a.gguf\n"
