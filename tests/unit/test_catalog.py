@@ -92,12 +92,6 @@ def test_unknown_name_lists_what_is_known() -> None:
     assert "smollm2-135m-instruct" in str(unknown.value) and ".gguf" in str(unknown.value)
 
 
-def test_a_gguf_path_is_served_with_its_chat_template(smollm2_path: Path) -> None:
-    resolved = catalog.resolve(str(smollm2_path))
-    assert resolved.format == "gguf" and resolved.chat
-    assert resolved.path == smollm2_path.resolve()
-
-
 def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     fake = tmp_path / "model.gguf"
     fake.write_bytes(b"not a model")
