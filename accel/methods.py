@@ -5,7 +5,7 @@ A method is settings at two levels: `load` changes how the engine is loaded
 `request` is merged into each request (llama.cpp's request body, or the
 keyword arguments of transformers' `generate`). What each engine supports was
 read from its own code and docs and measured on the offline models
-(../shared/MODELS.md):
+(docs/models.md):
 
 llama.cpp (xllamacpp): n-gram speculative decoding drafts tokens by looking
 up the current n-gram earlier in the context and verifying the draft in one
