@@ -1,6 +1,6 @@
 """Resolving what an operator names with --model into a verified file on disk.
 
-A name is one of the offline models of MODELS.md (shipped as PyPI packages,
+A name is one of the offline models of docs/models.md (shipped as PyPI packages,
 some in chunks that are assembled once into a cache), a path to a GGUF file,
 or an HF model folder. Every catalogued file is checked against its pinned
 size and sha256; a mismatch is refused, never served.

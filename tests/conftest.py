@@ -1,4 +1,4 @@
-"""Shared fixtures: real model files from the offline packages of MODELS.md."""
+"""Shared fixtures: real model files from the offline model packages (docs/models.md)."""
 
 from __future__ import annotations
 
