@@ -26,8 +26,9 @@ import json
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from accel.features import TaskFeatures
@@ -38,6 +39,7 @@ from accel.tasks import Task, mix
 from node.accel import features_of, fresh
 from node.catalog import resolve
 from node.engines.base import Engine, EngineSpec
+from swarm.progress import Bars, waiting
 
 MODEL = "smollm2-135m-instruct"
 NEAR = 0.95
@@ -62,12 +64,16 @@ def load(engine: str) -> Engine:
     return TransformersEngine(EngineSpec(MODEL, path, context_length=2048), device="cpu")
 
 
-def measure(engine: Engine, tasks: Sequence[Task], repeats: int) -> list[Measured]:
+def measure(
+    engine: Engine, tasks: Sequence[Task], repeats: int, on_task: Callable[[int, int], None]
+) -> list[Measured]:
+    """Every lossless method on every task, `repeats` times; `on_task(done, total)` after each task."""
     methods = [m for m in engine.methods() if m.lossless]
     info = engine.info
     for method in methods:  # load every profile before any timing
         engine.generate(tasks[0].request(MODEL), fresh(method))
     found = []
+    on_task(0, len(tasks))
     for task in tasks:
         request = task.request(MODEL)
         features = features_of(request, MODEL, info.backend, info.hardware, 0)
@@ -79,6 +85,7 @@ def measure(engine: Engine, tasks: Sequence[Task], repeats: int) -> list[Measure
                 records.append(_run(engine, request, method, features))
                 runs[method.name].append(records[-1].tokens_per_s)
         found.append(Measured(task, features, {k: statistics.median(v) for k, v in runs.items()}, records))
+        on_task(len(found), len(tasks))
     return found
 
 
@@ -156,12 +163,24 @@ def online(train: Sequence[Measured], held_out: Sequence[Measured], seed: int) -
 
 
 def run_engine(engine_name: str, per_kind: int, held_out_per_kind: int, repeats: int, seed: int) -> dict:
-    engine = load(engine_name)
+    with waiting(f"loading {MODEL} on {engine_name}"):
+        engine = load(engine_name)
     try:
-        started = time.perf_counter()
-        train = measure(engine, mix(per_kind, seed=seed + 1), repeats)
-        held = measure(engine, mix(held_out_per_kind, seed=seed + 2), repeats)
-        seconds = time.perf_counter() - started
+        with Bars(transient=True, timing=True) as bars:  # timing: the engine runs in this process
+            started = time.perf_counter()
+            train = measure(
+                engine,
+                mix(per_kind, seed=seed + 1),
+                repeats,
+                partial(bars.update, f"{engine_name}: training tasks"),
+            )
+            held = measure(
+                engine,
+                mix(held_out_per_kind, seed=seed + 2),
+                repeats,
+                partial(bars.update, f"{engine_name}: held-out tasks"),
+            )
+            seconds = time.perf_counter() - started
     finally:
         engine.close()
     return evaluate(engine_name, train, held, seconds, seed)

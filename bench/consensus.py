@@ -31,13 +31,15 @@ import numpy as np
 
 from bench.harness import DEFAULT_STORE, on_network
 from bench.routing import Split, collect, evaluate, interval95, load_splits
+from core.records import SWARM_MODEL
 from ranking.majority import majority
 from routing.calibration import MAX_TOKENS, ResultStore
 from routing.datasets import Item
 from routing.embeddings import MiniLMEmbedder
 from routing.grading import final_answer, grade
 from swarm.client import AsyncClient
-from swarm.types import SWARM_MODEL, RoundReport
+from swarm.progress import Bars, waiting
+from swarm.types import RoundReport
 
 PHASES = ("routing", "generation", "commit_reveal", "judging", "aggregation")
 
@@ -48,7 +50,8 @@ async def install_table(url: str, splits: dict[str, Split], args: argparse.Names
     store = ResultStore(args.store)
     models = await collect(url, calibration, store, concurrency=2)
     everything = [i for s in splits.values() for i in (*s.calibration, *s.held_out)]
-    vectors = MiniLMEmbedder().embed([i.question for i in everything])  # evaluate() routes held-out ones too
+    with waiting(f"embedding {len(everything)} questions"):  # evaluate() routes held-out ones too
+        vectors = MiniLMEmbedder().embed([i.question for i in everything])
     embed = {(i.dataset, i.id): v for i, v in zip(everything, vectors, strict=True)}
     table, _ = evaluate(splits, store.outcomes(), models, embed, None, args.seed)
     async with AsyncClient(url) as client:
@@ -95,13 +98,15 @@ async def run(args: argparse.Namespace, url: str) -> None:
     walls, degraded = [], 0
     args.rounds.parent.mkdir(parents=True, exist_ok=True)
     kept = args.rounds.open("w")  # every round's full provenance, for a closer look afterwards
-    async with AsyncClient(url, timeout=900) as client:
+    async with AsyncClient(url, timeout=900) as client, Bars(transient=True) as bars:
+        bars.update("consensus rounds", 0, len(items))
         for n, item in enumerate(items, 1):
             started = time.perf_counter()
             answer = await client.chat(
                 list(item.messages), model=SWARM_MODEL, max_tokens=MAX_TOKENS[item.kind], temperature=0
             )
             walls.append(time.perf_counter() - started)
+            bars.update("consensus rounds", n, len(items))
             report = answer.swarm
             assert isinstance(report, RoundReport)
             kept.write(json.dumps({"dataset": item.dataset, "item": item.id, "swarm": report.raw}) + "\n")

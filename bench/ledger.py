@@ -23,11 +23,13 @@ from typing import Any
 
 import httpx
 
+from bench.harness import started
 from consensus import Ledger, from_wire, outcome_to_wire
 from core.identity import Identity
 from core.statements import commitment_digest, sign
 from ranking.bradley_terry import Vote, fit
 from reputation import round_outcome
+from swarm.progress import Bars
 from testnet.testnet import Testnet
 
 QUESTION = "What is the capital of Italy? Answer in one word."
@@ -127,13 +129,17 @@ def measure(rounds: int = ROUNDS, entries: int = CATCH_UP_ENTRIES) -> LedgerCost
         root = Path(tmp)
         no_ledger = ("--context-length", "1024", "--no-ledger")
         with (
-            Testnet(3, directory=root / "on") as on,
-            Testnet(3, directory=root / "off", extra_args=no_ledger) as off,
+            started(Testnet(3, directory=root / "on")) as on,
+            started(Testnet(3, directory=root / "off", extra_args=no_ledger)) as off,
+            Bars(transient=True) as bars,
         ):
             seconds_on, seconds_off = [], []
-            for _ in range(rounds):
+            row = "rounds with the ledger off and on"
+            bars.update(row, 0, rounds)
+            for n in range(rounds):
                 seconds_off.append(_round(off.nodes[0].url))
                 seconds_on.append(_round(on.nodes[0].url))
+                bars.update(row, n + 1, rounds)
             # A node that missed every entry: killed, its ledger gone, entries made while it was down.
             missing, holder = on.processes[2], on.processes[1]
             for process in (missing, holder):
@@ -144,16 +150,22 @@ def measure(rounds: int = ROUNDS, entries: int = CATCH_UP_ENTRIES) -> LedgerCost
             stored = Ledger(holder.data_dir / "ledger" / "ledger.db")
             stored.add_many(from_wire(w) for w in wires)
             stored.close()
+            spread = f"a node restarted with {len(wires)} entries more, spreading them"
+            bars.update(spread, 0, None)
             holder.start(180)
             deadline = time.monotonic() + 300
             while (target := _head(holder.url)) != _head(on.nodes[0].url) or target[1] < len(wires):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the network did not converge on the written entries")
                 time.sleep(0.2)
+            bars.update(spread, 1, 1)
+            bars.update("the node that missed them restarting", 0, None)
             launched = time.perf_counter()
             missing.start(180)
             ready = time.perf_counter()
-            while _head(missing.url) != target:
+            bars.update("the node that missed them restarting", 1, 1)
+            while (held := _head(missing.url)) != target:
+                bars.update("entries it caught up on", held[1], target[1])
                 if time.perf_counter() - ready > 300:
                     raise RuntimeError(
                         f"the restarted node did not catch up: {_head(missing.url)} vs {target}"

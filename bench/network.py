@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import started
+from swarm.progress import Bars, waiting
 from testnet.testnet import Testnet
 
 MODEL = "smollm2-135m-instruct"
@@ -42,9 +44,10 @@ def round_trips(net: Testnet, count: int) -> None:
     print(f"round trips {a.name} -> {b.name} over libp2p (Noise + yamux), {count} sequential requests each")
     print(f"{'size':>8} {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}")
     for size in (1024, 65536):
-        body = httpx.post(
-            f"{a.url}/v1/peers/{b.peer_id}/ping", params={"size": size, "count": count}, timeout=600
-        ).json()
+        with waiting(f"{count} round trips of {size} bytes"):  # timed by the node, in one request
+            body = httpx.post(
+                f"{a.url}/v1/peers/{b.peer_id}/ping", params={"size": size, "count": count}, timeout=600
+            ).json()
         times = sorted(body["rtt_ms"])
         p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
         print(f"{size:>8} {statistics.median(times):>8.2f} {p95:>8.2f} {body['requests_per_second']:>8.0f}")
@@ -56,9 +59,12 @@ def forwarding(net: Testnet, rounds: int, max_tokens: int) -> None:
     _generate(host.url, model, 4)
     _generate(gateway.url, model, 4)
     direct, forwarded = [], []
-    for _ in range(rounds):
-        direct.append(_generate(host.url, model, max_tokens))
-        forwarded.append(_generate(gateway.url, model, max_tokens))
+    with Bars(transient=True) as bars:
+        bars.update("direct and forwarded pairs", 0, rounds)
+        for n in range(rounds):
+            direct.append(_generate(host.url, model, max_tokens))
+            forwarded.append(_generate(gateway.url, model, max_tokens))
+            bars.update("direct and forwarded pairs", n + 1, rounds)
     d_time = statistics.median(t for t, _ in direct)
     f_time = statistics.median(t for t, _ in forwarded)
     d_rate = sum(n for _, n in direct) / sum(t for t, _ in direct)
@@ -79,16 +85,13 @@ def forwarding(net: Testnet, rounds: int, max_tokens: int) -> None:
 def convergence(nodes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         net = Testnet(nodes=nodes, models=[MODEL], directory=Path(tmp))
-        started = time.perf_counter()
-        try:
-            net.up()
-            total = time.perf_counter() - started
+        launched = time.perf_counter()
+        with started(net):
+            total = time.perf_counter() - launched
             print(
                 f"\n{nodes}-node testnet: every peer table complete {net.converged_in:.2f} s after the last "
                 f"node answered its health check ({total:.1f} s from launch, model loading included)"
             )
-        finally:
-            net.down()
 
 
 def main() -> None:
@@ -102,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        Testnet(nodes=2, models=[OTHER, MODEL], directory=Path(tmp)) as net,
+        started(Testnet(nodes=2, models=[OTHER, MODEL], directory=Path(tmp))) as net,
     ):
         round_trips(net, args.count)
         forwarding(net, args.rounds, args.max_tokens)

@@ -44,6 +44,7 @@ from routing.router import Expert, route
 from routing.selection import Budget
 from routing.table import ClusterTable
 from swarm.client import AsyncClient
+from swarm.progress import Bars, waiting
 
 SWEEP = (1, 2, 4, 8, 16, 32, 64)
 
@@ -74,13 +75,8 @@ async def collect(url: str, items: list[Item], store: ResultStore, concurrency: 
                 await client.chat(list(item.messages), model=model, max_tokens=max_tokens, temperature=0)
             ).text
 
-        started = time.monotonic()
-
-        def progress(done: int, total: int) -> None:
-            if done % 50 == 0 or done == total:
-                print(f"  answers: {done}/{total} in {time.monotonic() - started:.0f} s", flush=True)
-
-        await calibrate(items, models, ask, store, concurrency=concurrency, on_progress=progress)
+        with Bars(transient=True) as bars:  # a row per model: its answers so far
+            await calibrate(items, models, ask, store, concurrency=concurrency, on_progress=bars.update)
     return models
 
 
@@ -158,10 +154,14 @@ async def real_budgets(url: str, items: list[Item], budgets: Sequence[float]) ->
     print("predicted: the router's latency promise for the expert it chose (every token to max_tokens)")
     header = f"{'budget s':>9} {'asked':>6} {'refused':>8} {'in time':>8} {'p50 s':>7} {'max s':>7}"
     print(f"{header} {'predicted':>10}  answered by")
-    async with httpx.AsyncClient(base_url=url, timeout=300) as http:
+    # Timing: the latencies are measured here, with no drawing thread beside them.
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=300) as http,
+        Bars(transient=True, timing=True) as bars,
+    ):
         for budget in budgets:
             times, refused, experts, promised = [], 0, [], []
-            for item in items:
+            for n, item in enumerate(items, 1):
                 body = {
                     "model": SWARM_MODEL,
                     "messages": [{"role": "user", "content": item.question}],
@@ -171,11 +171,13 @@ async def real_budgets(url: str, items: list[Item], budgets: Sequence[float]) ->
                 }
                 started = time.perf_counter()
                 response = await http.post("/v1/chat/completions", json=body)
+                seconds = time.perf_counter() - started
+                bars.update(f"requests within {budget:g} s", n, len(items))
                 if response.status_code == 400:
                     refused += 1
                     continue
                 response.raise_for_status()
-                times.append(time.perf_counter() - started)
+                times.append(seconds)
                 report = response.json()["swarm"]
                 experts.append(report["answered_by"]["model"])
                 promised.append(report["selection"]["latency_s"] or math.inf)
@@ -196,8 +198,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
     store = ResultStore(args.store)
     print(f"asking every model {len(everything)} questions of {', '.join(names)} (store: {args.store})")
     models = await collect(url, everything, store, args.concurrency)
-    embedder = MiniLMEmbedder()
-    vectors = embedder.embed([i.question for i in everything])
+    with waiting(f"embedding {len(everything)} questions"):
+        vectors = MiniLMEmbedder().embed([i.question for i in everything])
     embed = {(i.dataset, i.id): v for i, v in zip(everything, vectors, strict=True)}
     outcomes = store.outcomes()
     table, rows = evaluate(splits, outcomes, models, embed, None, args.seed)

@@ -33,6 +33,7 @@ from routing.selection import (
     subset_quality,
 )
 from routing.table import ClusterTable
+from swarm.progress import Bars
 
 PEER_COUNTS = (3, 100, 1000)
 MAX_EXPERTS = 3
@@ -138,14 +139,17 @@ def decision_latency(
         decide(query, table, experts, budget)
     totals, scoring = [], []
     exact = bound = chosen = 0
-    for query, budget in zip(queries, budgets, strict=True):
-        decision, ns = decide(query, table, experts, budget)
-        totals.append(ns)
-        scoring.append(scoring_ns(query, table))
-        selection = decision.selection
-        exact += selection.exact
-        chosen += len(selection.chosen)
-        bound += selection.quality < _unconstrained(decision.candidates) - VALUE_TOLERANCE
+    # Timing: no drawing thread takes the GIL from a decision; each update falls between two of them.
+    with Bars(transient=True, timing=True) as bars:
+        for n, (query, budget) in enumerate(zip(queries, budgets, strict=True), 1):
+            decision, ns = decide(query, table, experts, budget)
+            totals.append(ns)
+            scoring.append(scoring_ns(query, table))
+            bars.update(f"routing decisions among {peers} peers", n, trials)
+            selection = decision.selection
+            exact += selection.exact
+            chosen += len(selection.chosen)
+            bound += selection.quality < _unconstrained(decision.candidates) - VALUE_TOLERANCE
     return {
         "peers": peers,
         "clusters": clusters,
@@ -310,15 +314,17 @@ def budget_compliance(*, cases: int = 500, seed: int = 0) -> dict:
     """
     rng = np.random.default_rng(seed)
     tallies = {"exact": _Tally(), "greedy": _Tally()}
-    for case in range(cases):
-        large = case % 2 == 1
-        size = int(rng.integers(20, 41) if large else rng.integers(3, 13))
-        candidates = random_candidates(size, rng)
-        budget = random_budget(candidates, int(rng.integers(1, 5)), rng, loose=large)
-        selection = select(candidates, budget)
-        tallies["exact" if selection.exact else "greedy"].add(
-            size, selection, budget, brute_force_optimum(candidates, budget)
-        )
+    with Bars(transient=True) as bars:
+        for case in range(cases):
+            large = case % 2 == 1
+            size = int(rng.integers(20, 41) if large else rng.integers(3, 13))
+            candidates = random_candidates(size, rng)
+            budget = random_budget(candidates, int(rng.integers(1, 5)), rng, loose=large)
+            selection = select(candidates, budget)
+            tallies["exact" if selection.exact else "greedy"].add(
+                size, selection, budget, brute_force_optimum(candidates, budget)
+            )
+            bars.update("budget cases against brute force", case + 1, cases)
     return {"cases": cases, "exact_limit": EXACT_LIMIT, **{k: t.summary() for k, t in tallies.items()}}
 
 

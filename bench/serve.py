@@ -22,10 +22,12 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import running
 from core.records import GenerationRequest, Message
 from node.catalog import resolve
 from node.engines.base import EngineSpec
 from node.engines.llamacpp import LlamaCppEngine
+from swarm.progress import Bars
 from testnet.process import NodeProcess
 
 PROMPTS = [
@@ -148,18 +150,22 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         httpx.Client(timeout=600) as http,
-        NodeProcess(
-            Path(tmp) / "node",
-            "--model",
-            args.model,
-            "--context-length",
-            str(context),
-            "--parallel",
-            str(args.parallel),
-            "--max-waiting",
-            "256",
-            *threads,
+        running(
+            NodeProcess(
+                Path(tmp) / "node",
+                "--model",
+                args.model,
+                "--context-length",
+                str(context),
+                "--parallel",
+                str(args.parallel),
+                "--max-waiting",
+                "256",
+                *threads,
+            ),
+            f"starting a node serving {args.model}",
         ) as node,
+        Bars(transient=True, timing=True) as bars,  # timing: the engine runs in this process
     ):
         paths: dict[str, Callable[[str], Sample]] = {
             "engine": lambda p: engine_request(engine, p, args.max_tokens),
@@ -179,10 +185,13 @@ def main() -> None:
         for clients in levels:
             requests = max(len(PROMPTS), 2 * clients)
             batches: dict[str, list[Batch]] = {name: [] for name in paths}
+            row = f"rounds at concurrency {clients}"
+            bars.update(row, 0, args.rounds)
             for round_ in range(args.rounds):
                 order = list(paths) if round_ % 2 == 0 else list(reversed(paths))
                 for name in order:
                     batches[name].append(run_batch(paths[name], clients, requests))
+                bars.update(row, round_ + 1, args.rounds)
             engine_rate = _rate(batches["engine"])
             for name, runs in batches.items():
                 samples = [s for b in runs for s in b.samples]

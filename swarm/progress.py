@@ -36,6 +36,7 @@ from rich.progress import (
 from rich.text import Text
 
 PLAIN_EVERY_S = 10.0  # a long wait still shows in a log that it moves; a short one writes its end alone
+REDRAW_EVERY_S = 0.1  # how often `timing` bars are redrawn at most, as rich's own thread would
 
 
 def _mode() -> Literal["bars", "lines", "off"]:
@@ -71,11 +72,14 @@ class Bars:
     The display starts with the first row and stops at `close` or at the end of the `with` block;
     `transient` ones vanish then, for a wait whose result is printed next. While it runs, what the
     process writes to stderr (log lines) shows above the bars, and so does stdout when it is a
-    terminal; stdout sent anywhere else is left alone.
+    terminal; stdout sent anywhere else is left alone. `timing`: for a loop that times work in this
+    process, no drawing thread competes with it (for the GIL, or a core): the bars are redrawn in
+    `update` alone, so put the updates between the timed parts.
     """
 
-    def __init__(self, *, transient: bool = False) -> None:
+    def __init__(self, *, transient: bool = False, timing: bool = False) -> None:
         self._mode = _mode()
+        self._timing, self._drawn_at = timing, 0.0
         self._lock = threading.Lock()
         self._rows: dict[str, TaskID] = {}
         self._said: dict[str, tuple[int, float]] = {}  # row -> the tenth and the time of its last line
@@ -89,6 +93,7 @@ class Bars:
             _Left(),
             console=Console(stderr=True, force_terminal=self._mode == "bars" or None),
             transient=transient,
+            auto_refresh=not timing,
             redirect_stdout=sys.stdout.isatty(),
             redirect_stderr=True,
             disable=self._mode != "bars",
@@ -109,6 +114,10 @@ class Bars:
                     self._progress.start()
                 self._rows[row] = self._progress.add_task(row, total=total, unit=unit)
             self._progress.update(self._rows[row], completed=done, total=total)
+            now = time.monotonic()
+            if self._timing and (done == total or now - self._drawn_at >= REDRAW_EVERY_S):
+                self._drawn_at = now
+                self._progress.refresh()
 
     def _plain(self, row: str, done: int, total: int | None, unit: str) -> None:
         if not total:
@@ -130,6 +139,15 @@ class Bars:
         return self
 
     def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Also an async context manager, to sit in one `async with` beside the clients of a loop it follows.
+    async def __aenter__(self) -> Bars:
+        return self
+
+    async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,29 @@ def test_asked_for_bars_are_drawn_on_stderr_and_ignored_once_closed(
     out, err = capsys.readouterr()
     assert out == ""
     assert ESC in err and "nodes started" in err and "3/3" in err and "4/4" not in err
+
+
+def test_timing_bars_draw_at_their_updates_with_no_thread_of_their_own(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWARM_PROGRESS", "1")
+    threads = threading.active_count()
+    with Bars(timing=True) as bars:
+        bars.update("decisions", 1, 2)
+        assert threading.active_count() == threads
+        bars.update("decisions", 2, 2)  # done: drawn at once, however soon after the last
+    assert "2/2" in capsys.readouterr().err
+
+
+async def test_bars_close_at_the_end_of_an_async_with(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWARM_PROGRESS", "1")
+    async with Bars() as bars:
+        bars.update("requests", 1, 3)
+    bars.update("requests", 2, 3)  # closed: ignored
+    err = capsys.readouterr().err
+    assert "1/3" in err and "2/3" not in err
 
 
 def test_forced_bars_leave_the_testnet_table_on_stdout_alone(
