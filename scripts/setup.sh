@@ -13,6 +13,15 @@ fi
 . .venv/bin/activate
 
 quiet=(--quiet --disable-pip-version-check)
+if python -c 'import importlib.metadata as m; m.version("swarm-inference")' 2>/dev/null; then
+  echo "setup: bringing .venv up to date (a few seconds) ..." >&2
+elif [ -t 1 ]; then
+  # The first install downloads and builds for minutes: on a terminal pip draws progress bars (on stdout),
+  # which --quiet hides (re-runs keep it: pip would list every requirement already satisfied).
+  quiet=(--disable-pip-version-check)
+else
+  echo "setup: installing into .venv (the first time takes minutes) ..." >&2
+fi
 # torch first and pinned: this exact version is a local CPU build; anything else pulls GBs of CUDA.
 pip install "${quiet[@]}" "torch==2.13.0"
 pip install "${quiet[@]}" -e ".[transformers,embeddings,models,data,dev]"
