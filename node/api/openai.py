@@ -46,15 +46,15 @@ from routing.router import RouteDecision
 from routing.selection import Budget
 from routing.table import ClusterTable
 
-from .accel import Accelerator, profile
-from .engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
-from .hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
-from .ledger import LedgerService
-from .metrics import NodeMetrics
-from .network import NetworkService, RemoteModel
-from .rounds import Answerer, Mode, RoundError, RoundResult, RoundService
-from .router import Router, experts
-from .transport import PeerUnavailable, RemoteError, RequestTimeout
+from ..accel import Accelerator, profile
+from ..engines.base import ContextLengthExceeded, EngineError, EngineUnavailable, RequestRejected
+from ..hosting import RESTART_RETRY_AFTER_S, HostedModel, InvalidRequest, QueueFull
+from ..ledger import LedgerService
+from ..metrics import NodeMetrics
+from ..network import NetworkService, RemoteModel
+from ..rounds import Answerer, Mode, RoundError, RoundResult, RoundService
+from ..router import Router, experts
+from ..transport import PeerUnavailable, RemoteError, RequestTimeout
 
 DEFAULT_MAX_TOKENS = 256
 ROUND_EXPERTS = 3  # answerers in a consensus or vote round unless the request says otherwise
