@@ -30,14 +30,9 @@ from core.records import (
 )
 from routing.table import ClusterTable, replaces
 
-from .engines.base import (
-    ContextLengthExceeded,
-    EngineError,
-    EngineUnavailable,
-    RequestRejected,
-    cpu_description,
-)
-from .hosting import HostedModel, InvalidRequest, QueueFull, TextStream
+from .engines.base import EngineError, EngineUnavailable, cpu_description
+from .failures import SERVED, error_frame, error_from_frame
+from .hosting import HostedModel, InvalidRequest, TextStream
 from .ledger import LedgerService
 from .peers import PeerEntry, PeerTable
 from .router import Router
@@ -52,35 +47,6 @@ ECHO_PROTOCOL = "/swarm/echo/1.0.0"
 TABLE_PROTOCOL = "/swarm/routing-table/1.0.0"
 INFO_TIMEOUT_S = 5.0
 TABLE_TIMEOUT_S = 30.0
-
-
-def error_frame(error: Exception) -> dict[str, Any]:
-    """An error as a frame the gateway turns back into the same exception (and HTTP status)."""
-    frame: dict[str, Any] = {"kind": type(error).__name__, "message": str(error)}
-    if isinstance(error, QueueFull):
-        frame["retry_after"] = error.retry_after
-    if isinstance(error, InvalidRequest):
-        frame["param"] = error.param
-    if isinstance(error, ContextLengthExceeded):
-        frame["prompt_tokens"], frame["context_length"] = error.prompt_tokens, error.context_length
-    return {"error": frame}
-
-
-def error_from_frame(frame: dict[str, Any], peer_id: str) -> Exception:
-    kind, message = frame.get("kind"), str(frame.get("message", "error"))
-    if kind == "QueueFull":
-        error = QueueFull("", 0, int(frame.get("retry_after", 1)))
-        error.args = (message,)
-        return error
-    if kind == "InvalidRequest":
-        return InvalidRequest(message, frame.get("param"))
-    if kind == "ContextLengthExceeded":
-        return ContextLengthExceeded(int(frame["prompt_tokens"]), int(frame["context_length"]), message)
-    if kind == "RequestRejected":
-        return RequestRejected(message)
-    if kind in ("EngineUnavailable", "EngineCrashed"):
-        return EngineUnavailable(f"peer {peer_id}: {message}")
-    return EngineError(f"peer {peer_id}: {message}")
 
 
 class _HostFailed(Exception):
@@ -339,7 +305,7 @@ class NetworkService:
             return
         try:
             stream = await hosted.stream(request)
-        except (EngineError, QueueFull, InvalidRequest) as error:
+        except SERVED as error:
             yield error_frame(error)
             return
         try:

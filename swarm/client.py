@@ -12,22 +12,25 @@ the same deadline semantics.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import anyio
 import anyio.from_thread
 import httpx
+import pydantic_core
+from pydantic import BaseModel, ValidationError
 
 from core.records import Message
-from core.wire import DEFAULT_PORT
+from core.wire import DEFAULT_PORT, admin
+from core.wire.completions import ChatCompletionChunk
+from core.wire.requests import ChatCompletionRequest, CompletionRequest, ProfileRequest, RoutingTable
 
 from . import errors
-from .types import Completion, CompletionChunk, Health, ModelCard, NetworkView, SwarmOptions
+from .types import CHAT_EVENT, Completion, CompletionChunk, Health, ModelCard, NetworkView, SwarmOptions
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 RETRY_STATUSES = (429, 503)
@@ -41,8 +44,33 @@ def _messages(messages: ChatInput) -> list[dict[str, Any]]:
     return [m if isinstance(m, dict) else {"role": m.role, "content": m.content} for m in messages]
 
 
-def _options(**options: Any) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if v is not None}
+class Sampling(TypedDict, total=False):
+    """What `chat`, `stream_chat` and `complete` take besides their input. An option left out (or None)
+    is not sent: the node's default applies. `model` defaults to the first the node hosts itself."""
+
+    model: str | None
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: str | list[str] | None
+    seed: int | None
+    swarm: SwarmOptions | None  # for the model `swarm`: how to answer, within what budget
+    timeout: float | None  # this call's total deadline (default: the client's)
+
+
+def _checked(shape: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
+    """A request body as the node will read it: through the node's own model, from the same JSON, so a
+    request the node would refuse fails here, with the node's words."""
+    try:
+        request = shape.model_validate_json(pydantic_core.to_json(body))
+    except ValidationError as invalid:
+        raise errors.refused_before_sending(invalid) from None
+    return request.model_dump(mode="json", exclude_unset=True)
+
+
+def _plain(shape: type[BaseModel], answer: Any) -> Any:
+    """An answer checked against the wire format, handed back as plain JSON."""
+    return shape.model_validate(answer).model_dump(mode="json")
 
 
 class _Deadline:
@@ -151,11 +179,11 @@ class AsyncClient:
                 await response.aread()
         return response.json()
 
-    async def _events(
-        self, path: str, body: dict[str, Any], timeout: float | None
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def _chat_events(
+        self, body: dict[str, Any], timeout: float | None
+    ) -> AsyncIterator[ChatCompletionChunk]:
         deadline = _Deadline(timeout or self.timeout)
-        async with self._response("POST", path, deadline, {**body, "stream": True}) as response:
+        async with self._response("POST", "/v1/chat/completions", deadline, body) as response:
             lines = response.aiter_lines()
             while True:
                 try:
@@ -176,12 +204,10 @@ class AsyncClient:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return
-                event = json.loads(data)
-                if "error" in event:
-                    error = event["error"]
-                    raise errors.APIError(
-                        500, str(error.get("message")), type=error.get("type"), code=error.get("code")
-                    )
+                event = CHAT_EVENT.validate_json(data)
+                if not isinstance(event, ChatCompletionChunk):
+                    error = event.error
+                    raise errors.APIError(500, error.message, type=error.type, code=error.code)
                 yield event
 
     async def _model(self, model: str | None, timeout: float | None) -> str:
@@ -196,78 +222,36 @@ class AsyncClient:
             self._default_model = (local or cards)[0].id
         return self._default_model
 
+    async def _request(
+        self,
+        shape: type[ChatCompletionRequest | CompletionRequest],
+        fields: dict[str, Any],
+        options: Sampling,
+    ) -> dict[str, Any]:
+        """The body of a generation: `fields` and the options that are set, as the node will read it."""
+        sampling = {k: v for k, v in options.items() if v is not None and k not in ("model", "timeout")}
+        model = await self._model(options.get("model"), options.get("timeout"))
+        return _checked(shape, {"model": model, **fields, **sampling})
+
     # ---- the API
 
-    async def chat(
-        self,
-        messages: ChatInput,
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | None = None,
-        swarm: SwarmOptions | None = None,
-        timeout: float | None = None,
-        **extra: Any,
-    ) -> Completion:
-        body = {
-            "model": await self._model(model, timeout),
-            "messages": _messages(messages),
-            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
-            **({"swarm": swarm.to_json()} if swarm is not None else {}),
-            **extra,
-        }
-        return Completion.from_json(await self._json("POST", "/v1/chat/completions", body, timeout))
+    async def chat(self, messages: ChatInput, **options: Unpack[Sampling]) -> Completion:
+        body = await self._request(ChatCompletionRequest, {"messages": _messages(messages)}, options)
+        answer = await self._json("POST", "/v1/chat/completions", body, options.get("timeout"))
+        return Completion.from_json(answer)
 
     async def stream_chat(
-        self,
-        messages: ChatInput,
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | None = None,
-        swarm: SwarmOptions | None = None,
-        timeout: float | None = None,
-        **extra: Any,
+        self, messages: ChatInput, **options: Unpack[Sampling]
     ) -> AsyncIterator[CompletionChunk]:
-        body = {
-            "model": await self._model(model, timeout),
-            "messages": _messages(messages),
-            "stream_options": {"include_usage": True},
-            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
-            **({"swarm": swarm.to_json()} if swarm is not None else {}),
-            **extra,
-        }
-        async for event in self._events("/v1/chat/completions", body, timeout):
-            yield CompletionChunk.from_json(event)
+        fields = {"messages": _messages(messages), "stream": True, "stream_options": {"include_usage": True}}
+        body = await self._request(ChatCompletionRequest, fields, options)
+        async for event in self._chat_events(body, options.get("timeout")):
+            yield CompletionChunk.of(event)
 
-    async def complete(
-        self,
-        prompt: str,
-        *,
-        model: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | list[str] | None = None,
-        seed: int | None = None,
-        swarm: SwarmOptions | None = None,
-        timeout: float | None = None,
-        **extra: Any,
-    ) -> Completion:
-        body = {
-            "model": await self._model(model, timeout),
-            "prompt": prompt,
-            **_options(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed),
-            **({"swarm": swarm.to_json()} if swarm is not None else {}),
-            **extra,
-        }
-        return Completion.from_json(await self._json("POST", "/v1/completions", body, timeout))
+    async def complete(self, prompt: str, **options: Unpack[Sampling]) -> Completion:
+        body = await self._request(CompletionRequest, {"prompt": prompt}, options)
+        answer = await self._json("POST", "/v1/completions", body, options.get("timeout"))
+        return Completion.from_json(answer)
 
     async def models(self, *, timeout: float | None = None) -> list[ModelCard]:
         body = await self._json("GET", "/v1/models", None, timeout)
@@ -282,17 +266,19 @@ class AsyncClient:
     async def routing_table(self, *, full: bool = False, timeout: float | None = None) -> dict[str, Any]:
         """The node's routing table: a summary (version, models' accuracy), or all of it with `full`."""
         path = "/v1/routing/table" + ("?full=true" if full else "")
-        return await self._json("GET", path, None, timeout)
+        shape = RoutingTable if full else admin.RoutingTableSummary
+        return _plain(shape, await self._json("GET", path, None, timeout))
 
     async def install_routing_table(
         self, table: dict[str, Any], *, timeout: float | None = None
     ) -> dict[str, Any]:
         """Give the node a routing table (as `ClusterTable.to_json` writes it); the network takes it up."""
-        return await self._json("PUT", "/v1/routing/table", table, timeout)
+        body = _checked(RoutingTable, table)
+        return _plain(admin.TableInstalled, await self._json("PUT", "/v1/routing/table", body, timeout))
 
     async def accel(self, *, timeout: float | None = None) -> dict[str, Any]:
         """What the node learned about accelerating its models: per task kind, the method and speed-up."""
-        return await self._json("GET", "/v1/accel", None, timeout)
+        return _plain(admin.AccelSummary, await self._json("GET", "/v1/accel", None, timeout))
 
     async def profile(
         self,
@@ -305,22 +291,25 @@ class AsyncClient:
     ) -> dict[str, Any]:
         """Run the built-in task mix (all kinds, or `kinds`) through every acceleration method of the node's
         models (all, or `models`); the node learns from it."""
-        body: dict[str, Any] = {"per_kind": per_kind, "seed": seed, "models": models}
-        if kinds:
-            body["kinds"] = kinds
-        return await self._json("POST", "/v1/accel/profile", body, timeout)
+        body = _checked(
+            ProfileRequest, {"per_kind": per_kind, "seed": seed, "models": models, "kinds": kinds}
+        )
+        return _plain(admin.ProfileResult, await self._json("POST", "/v1/accel/profile", body, timeout))
 
     async def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
         """The node's ledger: its head, its latest `limit` entries, and the reputation table."""
-        return await self._json("GET", f"/v1/ledger?limit={limit}", None, timeout)
+        return _plain(
+            admin.LedgerSummary, await self._json("GET", f"/v1/ledger?limit={limit}", None, timeout)
+        )
 
     async def ledger_entries(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every entry of the node's ledger, as stored on its disk, to check for yourself."""
         entries: list[dict[str, Any]] = []
         while True:
-            page = await self._json("GET", f"/v1/ledger/entries?offset={len(entries)}", None, timeout)
-            entries += page["entries"]
-            if not page["more"]:
+            path = f"/v1/ledger/entries?offset={len(entries)}"
+            page = admin.LedgerPage.model_validate(await self._json("GET", path, None, timeout))
+            entries += page.entries
+            if not page.more:
                 return entries
 
 
@@ -361,13 +350,13 @@ class Client:
         finally:
             self._portal.call(chunks.aclose)  # type: ignore[attr-defined]
 
-    def chat(self, messages: ChatInput, **options: Any) -> Completion:
+    def chat(self, messages: ChatInput, **options: Unpack[Sampling]) -> Completion:
         return self._portal.call(partial(self._async.chat, messages, **options))
 
-    def stream_chat(self, messages: ChatInput, **options: Any) -> Iterator[CompletionChunk]:
+    def stream_chat(self, messages: ChatInput, **options: Unpack[Sampling]) -> Iterator[CompletionChunk]:
         return self._iterate(self._async.stream_chat(messages, **options))
 
-    def complete(self, prompt: str, **options: Any) -> Completion:
+    def complete(self, prompt: str, **options: Unpack[Sampling]) -> Completion:
         return self._portal.call(partial(self._async.complete, prompt, **options))
 
     def models(self, *, timeout: float | None = None) -> list[ModelCard]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from core.wire.errors import ErrorResponse, invalid_request
+
 
 class SwarmError(Exception):
     """Base of every error the SDK raises."""
@@ -66,19 +70,19 @@ _BY_STATUS: dict[int, type[APIError]] = {
 
 
 def from_response(status: int, body: Any, retry_after: str | None) -> APIError:
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        error = {"message": str(body)[:500] if body else f"HTTP {status}"}
     cls = _BY_STATUS.get(status, APIError)
     try:
         delay = float(retry_after) if retry_after is not None else None
     except ValueError:
         delay = None
-    return cls(
-        status,
-        str(error.get("message", "")),
-        type=error.get("type"),
-        code=error.get("code"),
-        param=error.get("param"),
-        retry_after=delay,
-    )
+    try:
+        error = ErrorResponse.model_validate(body).error
+    except ValidationError:  # not the node's error body: a proxy's page, say
+        return cls(status, str(body)[:500] if body else f"HTTP {status}", retry_after=delay)
+    return cls(status, error.message, type=error.type, code=error.code, param=error.param, retry_after=delay)
+
+
+def refused_before_sending(invalid: ValidationError) -> BadRequest:
+    """A request the node's own models reject, so the node would: its 400, without the round trip."""
+    error = invalid_request(invalid.errors())
+    return BadRequest(400, error.message, type=error.type, code=error.code, param=error.param)

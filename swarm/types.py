@@ -1,46 +1,42 @@
-"""Typed results of the client SDK, parsed from the node's OpenAI-shaped JSON."""
+"""Typed results of the client SDK, built from the node's answers as the wire format (core.wire) reads them.
+
+The wire models are the node's JSON field for field; the classes here are what a
+caller wants to read of it: the text of an answer, who answered it, the models and
+the peers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from core.records import Usage
-from core.wire import choice_text
+from pydantic import Field, TypeAdapter
+
+from core.records import PeerInfo, Usage
+from core.wire import admin, completions, provenance
+from core.wire.errors import ErrorResponse
+
+# The wire's own models, where what a caller reads is the JSON field for field: re-exported.
+from core.wire.provenance import CandidateReport as CandidateReport
+from core.wire.provenance import ExpertReport as ExpertReport
+from core.wire.provenance import VoteReport as VoteReport
+from core.wire.requests import SwarmOptions as SwarmOptions
+
+_COMPLETION: TypeAdapter[completions.ChatCompletion | completions.TextCompletion] = TypeAdapter(
+    Annotated[completions.ChatCompletion | completions.TextCompletion, Field(discriminator="object")]
+)
+_CARD: TypeAdapter[completions.ModelCard | completions.SwarmModelCard] = TypeAdapter(
+    completions.ModelCard | completions.SwarmModelCard
+)
+# A chat stream's events: chunks, or the error that ended it after the headers were sent.
+CHAT_EVENT: TypeAdapter[completions.ChatCompletionChunk | ErrorResponse] = TypeAdapter(
+    completions.ChatCompletionChunk | ErrorResponse
+)
 
 
-def _usage(body: dict[str, Any]) -> Usage | None:
-    usage = body.get("usage")
-    if not usage:
-        return None
-    return Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
-
-
-@dataclass(frozen=True)
-class SwarmOptions:
-    """How the network answers a request to the model `swarm`, and within what budget."""
-
-    mode: str = "consensus"  # or "route" (the best expert answers) or "vote" (majority over the experts)
-    experts: int | None = None  # most experts to ask (the node's default: 1 to route, 3 for a round)
-    max_latency_s: float | None = None
-    max_cost: float | None = None  # in the unit of the prices the nodes announce
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class ExpertReport:
-    """One expert as the router saw it: its score, what it predicted, and why it was or wasn't chosen."""
-
-    model: str
-    peer_id: str | None  # None: the node that was asked
-    score: float
-    quality: float
-    calibrated: bool
-    predicted_latency_s: float | None  # None: unknown (the host announced no speed yet)
-    predicted_cost: float | None
-    reason: str
+def _usage(usage: completions.Usage | None) -> Usage | None:
+    return usage.record() if usage is not None else None
 
 
 @dataclass(frozen=True)
@@ -57,56 +53,17 @@ class RouteReport:
     raw: dict[str, Any]
 
     @classmethod
-    def parse(cls, body: dict[str, Any] | None) -> RouteReport | None:
-        if not body:
-            return None
+    def of(cls, report: provenance.RouteReport) -> RouteReport:
         return cls(
-            body["mode"],
-            body["answered_by"]["model"],
-            body["answered_by"].get("peer_id"),
-            body.get("table_version"),
-            float(body.get("decision_ms", 0.0)),
-            tuple(body.get("selection", {}).get("chosen", ())),
-            tuple(
-                ExpertReport(
-                    e["model"],
-                    e.get("peer_id"),
-                    e["score"],
-                    e["quality"],
-                    e["calibrated"],
-                    e.get("predicted_latency_s"),
-                    e.get("predicted_cost"),
-                    e["reason"],
-                )
-                for e in body.get("experts", ())
-            ),
-            body,
+            report.mode,
+            report.answered_by.model,
+            report.answered_by.peer_id,
+            report.table_version,
+            report.decision_ms,
+            tuple(report.selection.chosen),
+            tuple(report.experts),
+            report.model_dump(mode="json"),
         )
-
-
-@dataclass(frozen=True)
-class CandidateReport:
-    """One anonymised answer of a round: who wrote it, its Bradley-Terry score and its GOOD checks."""
-
-    id: str
-    model: str
-    peer_id: str
-    answer: str
-    bt_score: float | None
-    good: int
-    checks: int
-
-    @property
-    def good_ratio(self) -> float | None:
-        return self.good / self.checks if self.checks else None
-
-
-@dataclass(frozen=True)
-class VoteReport:
-    judge: str
-    a: str
-    b: str
-    outcome: str  # "first" (a won), "second" (b won) or "tie"
 
 
 @dataclass(frozen=True)
@@ -130,35 +87,30 @@ class RoundReport:
     raw: dict[str, Any]
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> RoundReport:
+    def of(cls, report: provenance.RoundReport) -> RoundReport:
         return cls(
-            body["mode"],
-            body["round_id"],
-            body["answered_by"]["model"],
-            body["answered_by"]["peer_id"],
-            body["answered_by"]["candidate"],
-            body.get("degraded"),
-            body.get("confidence"),
-            tuple(
-                CandidateReport(
-                    c["id"], c["model"], c["peer_id"], c["answer"], c.get("bt_score"), c["good"], c["checks"]
-                )
-                for c in body.get("candidates", ())
-            ),
-            tuple(VoteReport(v["judge"], v["a"], v["b"], v["outcome"]) for v in body.get("votes", ())),
-            {j["peer_id"]: j["weight"] for j in body.get("judges", ())},
-            tuple(body.get("missed", ())),
-            dict(body.get("timings_ms", {})),
-            RouteReport.parse(body.get("routing")),
-            body,
+            report.mode,
+            report.round_id,
+            report.answered_by.model,
+            report.answered_by.peer_id,
+            report.answered_by.candidate,
+            report.degraded,
+            report.confidence,
+            tuple(report.candidates),
+            tuple(report.votes),
+            {j.peer_id: j.weight for j in report.judges},
+            tuple(m.model_dump() for m in report.missed),
+            dict(report.timings_ms),
+            RouteReport.of(report.routing),
+            report.model_dump(mode="json"),
         )
 
 
-def swarm_report(body: dict[str, Any] | None) -> RouteReport | RoundReport | None:
-    """The `swarm` object of a response, typed by its mode."""
-    if not body:
+def swarm_report(report: provenance.SwarmReport | None) -> RouteReport | RoundReport | None:
+    """The `swarm` object of an answer, typed by its mode."""
+    if report is None:
         return None
-    return RouteReport.parse(body) if body.get("mode") == "route" else RoundReport.from_json(body)
+    return RouteReport.of(report) if isinstance(report, provenance.RouteReport) else RoundReport.of(report)
 
 
 @dataclass(frozen=True)
@@ -175,15 +127,15 @@ class Completion:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Completion:
-        choice = body["choices"][0]
+        answer = _COMPLETION.validate_python(body)
         return cls(
-            body["id"],
-            body["model"],
-            choice_text(choice),
-            choice.get("finish_reason"),
-            _usage(body),
+            answer.id,
+            answer.model,
+            answer.text,
+            answer.finish_reason,
+            _usage(answer.usage),
             body,
-            swarm_report(body.get("swarm")),
+            swarm_report(answer.swarm),
         )
 
 
@@ -199,16 +151,14 @@ class CompletionChunk:
     swarm: RouteReport | RoundReport | None = None  # on the first chunk of a stream from the model swarm
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> CompletionChunk:
-        choices = body.get("choices") or [{}]
-        choice = choices[0]
+    def of(cls, chunk: completions.ChatCompletionChunk) -> CompletionChunk:
         return cls(
-            body.get("id", ""),
-            body.get("model", ""),
-            choice_text(choice),
-            choice.get("finish_reason"),
-            _usage(body),
-            swarm_report(body.get("swarm")),
+            chunk.id,
+            chunk.model,
+            chunk.text,
+            chunk.finish_reason,
+            _usage(chunk.usage),
+            swarm_report(chunk.swarm),
         )
 
 
@@ -216,7 +166,7 @@ class CompletionChunk:
 class ModelCard:
     id: str
     backend: str | None
-    context_length: int | None
+    context_length: int | None  # None: the model swarm, whose context is its experts'
     chat: bool | None
     state: str | None
     tokens_per_second: float | None
@@ -224,14 +174,12 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> ModelCard:
+        card = _CARD.validate_python(body)
+        hosts = tuple(host.model_dump() for host in card.hosts)
+        if isinstance(card, completions.SwarmModelCard):
+            return cls(card.id, card.backend, None, card.chat, card.state, None, hosts)
         return cls(
-            body["id"],
-            body.get("backend"),
-            body.get("context_length"),
-            body.get("chat"),
-            body.get("state"),
-            body.get("tokens_per_second"),
-            tuple(body.get("hosts") or ()),
+            card.id, card.backend, card.context_length, card.chat, card.state, card.tokens_per_second, hosts
         )
 
 
@@ -244,7 +192,8 @@ class Health:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Health:
-        return cls(body["status"], body.get("version", ""), body.get("node_id"), dict(body.get("models", {})))
+        health = admin.Health.model_validate(body)
+        return cls(health.status, health.version, health.node_id, dict(health.models))
 
 
 @dataclass(frozen=True)
@@ -262,17 +211,19 @@ class Peer:
     load: dict[str, dict[str, int]]
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Peer:
+    def of(cls, info: PeerInfo) -> Peer:
+        """A peer from its announcement: this node itself, or (a SeenPeer) one of its peer table."""
+        seen = info if isinstance(info, admin.SeenPeer) else None
         return cls(
-            body["peer_id"],
-            body.get("http_url"),
-            tuple(m["name"] for m in body.get("models", ())),
-            tuple(body.get("addrs", ())),
-            body.get("version", ""),
-            body.get("hardware", ""),
-            body.get("rtt_ms"),
-            body.get("state", "self"),
-            dict(body.get("load") or {}),
+            info.peer_id,
+            info.http_url,
+            tuple(m.name for m in info.models),
+            info.addrs,
+            info.version,
+            info.hardware,
+            seen.rtt_ms if seen else None,
+            seen.state if seen else "self",
+            {name: dataclasses.asdict(load) for name, load in info.load.items()},
         )
 
 
@@ -285,7 +236,5 @@ class NetworkView:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> NetworkView:
-        me = body.get("self")
-        return cls(
-            Peer.from_json(me) if me else None, tuple(Peer.from_json(p) for p in body.get("peers", ()))
-        )
+        view = admin.NetworkView.model_validate(body)
+        return cls(Peer.of(view.self) if view.self else None, tuple(Peer.of(p) for p in view.peers))

@@ -31,6 +31,7 @@ from .base import (
     EngineError,
     EngineSpec,
     EngineUnavailable,
+    RequestRejected,
     TextSink,
     cpu_description,
 )
@@ -130,6 +131,10 @@ class LlamaCppEngine(Engine):
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         try:
             return handler(body) if callback is None else handler(body, callback)
+        except ValueError as exc:
+            # llama.cpp's refusal of the request itself (its std::invalid_argument, say two assistant
+            # messages at the end): the model is fine, and must not be restarted for it.
+            raise RequestRejected(str(exc)) from exc
         except Exception as exc:  # xllamacpp surfaces engine faults as plain exceptions
             raise EngineCrashed(f"llama.cpp failed on model {self.info.name!r}: {exc}") from exc
 

@@ -52,7 +52,8 @@ def _handle(conn: socket.socket, handler: Handler) -> None:
 def _drip(conn: socket.socket) -> None:
     """A stream that never ends, one event every 0.2 s: each read is quick, the whole is endless."""
     conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
-    event = b'data: {"id": "x", "model": "m", "choices": [{"index": 0, "delta": {"content": "."}}]}\n\n'
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    event = b"data: %s\n\n" % json.dumps({**chunk, "choices": [{"delta": {"content": "."}}]}).encode()
     while True:
         conn.sendall(b"%x\r\n%s\r\n" % (len(event), event))
         time.sleep(0.2)
@@ -97,7 +98,8 @@ def _refuse_then_serve(counter: list[int]) -> Handler:
             body = b'{"error": {"message": "queue full", "type": "rate_limit_error", "code": "queue_full"}}'
             head = b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-type: application/json\r\n"
         else:
-            body = json.dumps({"status": "ok", "version": "t", "models": {}}).encode()
+            health = {"status": "ok", "version": "t", "node_id": None, "uptime_s": 1.0, "peers": 0}
+            body = json.dumps({**health, "models": {}}).encode()
             head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
         conn.sendall(head + b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
 
