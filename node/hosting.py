@@ -294,6 +294,8 @@ class HostedModel:
             self._leave()
         self._account(generation, started)
         ttft = first[0] - started if first else None
+        if ttft is not None:  # streamed to the sink inside, so as real a first token as a client's
+            self._metrics.time_to_first_token.labels(self.name).observe(ttft)
         return Measurement(generation, time.monotonic() - started, ttft)
 
     async def stream(self, request: GenerationRequest) -> TextStream:

@@ -36,7 +36,7 @@ class NodeMetrics:
         )
         self.time_to_first_token = Histogram(
             "swarm_time_to_first_token_seconds",
-            "Time from admission to the first streamed token",
+            "Time from admission to the first token generated",
             ["model"],
             buckets=LATENCY_BUCKETS,
             registry=r,

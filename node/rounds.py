@@ -19,6 +19,9 @@ Every phase has a deadline; a peer that misses one, or sends something that
 does not verify or parse, is left out of the round and recorded. A round
 with too few answers or judges degrades, and says so: one answer is
 returned as is, and with no usable votes the best routed answer wins.
+
+An observer, if given, is told of each phase of a round as it ends (a
+RoundEvent); it must return at once, since the round waits for it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import trio
 from core.identity import Identity
 from core.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 from core.statements import BadStatement, Statement, commitment_digest, from_wire, sign
+from core.wire.provenance import RouteReport
 from ranking import aggregate, judging, schedule
 from ranking.bradley_terry import Ranking, Vote
 from ranking.majority import majority
@@ -52,6 +56,8 @@ ROUND_PROTOCOL = "/swarm/round/1.0.0"
 # Each operation of the protocol, and the kind of statement that answers it.
 STATEMENT_KINDS = {"commit": "commitment", "reveal": "reveal", "judge": "ballot"}
 Mode = Literal["consensus", "vote"]
+# What an observer hears, in this order; a round that finds no answer ends "failed" instead of "finished".
+Phase = Literal["started", "committed", "revealed", "judged", "finished", "failed"]
 # How the reasons for leaving out a peer that sent something wrong (not nothing) begin.
 MALFORMED = ("malformed", "BadStatement", "commitment mismatch", "the commitment is", "the reveal is")
 K = TypeVar("K")
@@ -128,10 +134,23 @@ class RoundResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     degraded: str | None = None
     majority_answer: str | None = None
+    answerers: list[Answerer] = field(default_factory=list)  # in routed order, best first
+    committed: list[Answerer] = field(default_factory=list)  # those whose commitment came in
+    routing: RouteReport | None = None  # how the router chose the answerers, when it did
+    error: str | None = None  # why a round found no answer at all
 
     @property
     def answer(self) -> Candidate | None:
         return None if self.winner is None else self.candidates[self.winner]
+
+
+@dataclass(frozen=True)
+class RoundEvent:
+    """A phase of a round just ended. `result` is the round as far as it got, and goes on changing after
+    the observer returns: what it keeps, it copies."""
+
+    phase: Phase
+    result: RoundResult
 
 
 class RoundError(Exception):
@@ -150,6 +169,7 @@ class RoundService:
         *,
         weights: Callable[[str], float] = lambda peer: 1.0,
         recorder: Callable[[RoundResult], None] | None = None,
+        observer: Callable[[RoundEvent], None] | None = None,
         config: RoundConfig = RoundConfig(),
     ) -> None:
         self.identity = identity
@@ -158,6 +178,7 @@ class RoundService:
         self.judges = judges  # peers that may judge (this node included when it hosts a model)
         self.weights = weights
         self.recorder = recorder  # told of every round played out, to keep it (the ledger)
+        self.observer = observer  # told of every phase of every round this node runs, to show it
         self.config = config
         # (round, model) -> the answer, its salt, when it was made
         self._pending: dict[tuple[str, str], tuple[Generation, str, float]] = {}
@@ -301,7 +322,14 @@ class RoundService:
         order, and the peers left out (with each phase's seconds in `timings`). A challenge asks through
         this too, so it looks like any round to the peer that answers."""
         timings = {} if timings is None else timings
-        misses: list[Miss] = []
+        commits, misses = await self._commitments(round_id, request, answerers, timings)
+        revealed, failed = await self._reveals(round_id, commits, timings)
+        return revealed, misses + failed
+
+    async def _commitments(
+        self, round_id: str, request: GenerationRequest, answerers: list[Answerer], timings: dict[str, float]
+    ) -> tuple[dict[Answerer, Statement], list[Miss]]:
+        """Each answerer's signed commitment, in the answerers' order, and those left out."""
         started = time.monotonic()
         commits, failed = await self._gather(
             {
@@ -313,51 +341,78 @@ class RoundService:
             },
             self.config.commit_timeout_s,
         )
-        misses += [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
         timings["generation"] = time.monotonic() - started
+        in_order = {a: commits[a] for a in answerers if a in commits}
+        return in_order, [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
+
+    async def _reveals(
+        self, round_id: str, commits: dict[Answerer, Statement], timings: dict[str, float]
+    ) -> tuple[list[Revealed], list[Miss]]:
+        """The committed answers, revealed and checked against their commitments, and those left out."""
         started = time.monotonic()
-        committed = [a for a in answerers if a in commits]
         reveals, failed = await self._gather(
-            {a: (a.peer_id, {"op": "reveal", "round": round_id, "model": a.model}) for a in committed},
+            {a: (a.peer_id, {"op": "reveal", "round": round_id, "model": a.model}) for a in commits},
             self.config.reveal_timeout_s,
         )
-        misses += [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
+        misses = [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
         revealed = []
-        for a in committed:
+        for a, commitment in commits.items():
             if a not in reveals:
                 continue
             try:
-                text = _checked_reveal(round_id, a, commits[a], reveals[a])
+                text = _checked_reveal(round_id, a, commitment, reveals[a])
             except ValueError as mismatch:
                 misses.append(Miss(a.peer_id, "reveal", str(mismatch)))
                 continue
-            revealed.append(Revealed(a, text, commits[a], reveals[a]))
+            revealed.append(Revealed(a, text, commitment, reveals[a]))
         timings["commit_reveal"] = time.monotonic() - started
         return revealed, misses
 
     async def run(
-        self, request: GenerationRequest, question: str, answerers: list[Answerer], mode: Mode
+        self,
+        request: GenerationRequest,
+        question: str,
+        answerers: list[Answerer],
+        mode: Mode,
+        *,
+        routing: RouteReport | None = None,
     ) -> RoundResult:
-        """One round over `answerers` (in routed order, best first); the recorder is told of it, whether
-        it found an answer or not."""
-        result = RoundResult(round_id=uuid.uuid4().hex, mode=mode, question=question)
+        """One round over `answerers` (in routed order, best first; `routing` says how they were chosen);
+        the recorder is told of it, whether it found an answer or not."""
+        result = RoundResult(uuid.uuid4().hex, mode, question, answerers=list(answerers), routing=routing)
+        self._observe("started", result)
         try:
             await self._play(result, request, answerers)
-        except RoundError:
+        except RoundError as exc:
+            result.error = str(exc)
             self._record(result)
+            self._observe("failed", result)
             raise
         self._record(result)
+        self._observe("finished", result)
         return result
 
     def _record(self, result: RoundResult) -> None:
         if self.recorder is not None and result.chosen:
             self.recorder(result)
 
+    def _observe(self, phase: Phase, result: RoundResult) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(RoundEvent(phase, result))
+        except Exception:  # whoever watches a round must not be able to break it
+            log.exception("the round observer failed on %s of round %s", phase, result.round_id)
+
     async def _play(self, result: RoundResult, request: GenerationRequest, answerers: list[Answerer]) -> None:
         rid, question, mode = result.round_id, result.question, result.mode
         for a in answerers:
             result.chosen.setdefault(a.peer_id, set()).add("answer")
-        revealed, result.misses = await self.collect(rid, request, answerers, result.timings_s)
+        commits, result.misses = await self._commitments(rid, request, answerers, result.timings_s)
+        result.committed = list(commits)
+        self._observe("committed", result)
+        revealed, failed = await self._reveals(rid, commits, result.timings_s)
+        result.misses += failed
 
         order = list(range(len(revealed)))
         random.Random(rid).shuffle(order)  # anonymised: a candidate's id says nothing of who wrote it
@@ -372,6 +427,7 @@ class RoundService:
             )
             for cid, i in enumerate(order)
         ]
+        self._observe("revealed", result)
         if not result.candidates:
             raise RoundError(
                 "no expert answered: "
@@ -397,6 +453,7 @@ class RoundService:
         phase = time.monotonic()
         await self._judge_round(result)
         result.timings_s["judging"] = time.monotonic() - phase
+        self._observe("judged", result)
 
         phase = time.monotonic()
         self._aggregate(result, routed)
