@@ -4,40 +4,34 @@ Short answers are matched with the civics package's own scoring: every
 significant word of an accepted answer must appear (extra words are fine,
 numbers are strict, names get slight spelling slack). Only the first line is
 graded, so an answer followed by an essay that happens to name the right
-thing elsewhere does not count. Code is never run in this process: the tests
-run in a throwaway interpreter with memory, CPU and file limits.
+thing elsewhere does not count. Code is never run in this process, nor
+unisolated: it runs in a sandbox (routing.sandbox) with memory, CPU and file
+limits, and the tests in another, which alone says whether they passed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
 import resource
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 from civics.scoring import answer_matches, normalize
 
+from routing import grading_harness
 from routing.datasets import Item
+from routing.sandbox import python_command
 
 MEMORY_LIMIT = 1 << 30
 FILE_LIMIT = 1 << 20
-# The program exits with this code only after `check` returned, so an early sys.exit(0) is a failure.
-PASSED = 47
-# Run before the model's code: limits set here cannot be raised again, since soft = hard. (A preexec_fn
-# would do the same, but it may deadlock when the caller has threads, as calibration's workers do.)
-_PREAMBLE = """\
-import resource as _resource
-for _limit, _value in {limits!r}:
-    _resource.setrlimit(_limit, (_value, _value))
-del _resource, _limit, _value
-"""
+HARNESS = "/sandbox/harness.py"
 
 _PYTHON_FENCES = {"", "python", "py", "python3"}
 # An option letter: "C", "(C)", "C." or "c)"; a lowercase letter only with its ")", or it is the article "a".
@@ -63,7 +57,7 @@ def grade(item: Item, answer: str, *, timeout_s: float = 10.0) -> bool:
     if item.kind == "mc":
         return choice(answer) in item.answers
     code = extract_code(answer, item)
-    return bool(code.strip()) and run_tests(check_program(item, code), timeout_s=timeout_s)
+    return bool(code.strip()) and run_tests(item, code, timeout_s=timeout_s)
 
 
 def final_answer(item: Item, text: str) -> str | None:
@@ -163,44 +157,76 @@ def _python_blocks(text: str) -> list[str]:
     return blocks
 
 
-def check_program(item: Item, code: str) -> str:
-    return f"{code}\n\n{item.test}\n\ncheck({item.entry_point})\n"
+def run_tests(item: Item, code: str, *, timeout_s: float) -> bool:
+    """Whether `item`'s tests pass against the function `code` defines, within `timeout_s`.
 
-
-def run_tests(program: str, *, timeout_s: float) -> bool:
-    """Whether `program` runs to its end (its `check` passing) in a sandboxed interpreter within `timeout_s`.
-
-    `python -I` ignores the environment and user site, in a fresh directory,
-    with no environment variables, stdin closed and output discarded; address
-    space, CPU seconds, file size and process count are capped; on timeout the
-    whole process group is killed.
+    The code runs in one sandbox and the tests in another, joined by two
+    pipes: calls go one way and results come back, as plain data
+    (routing.grading_harness). The pass is the tests' own line on a pipe only
+    their sandbox holds, written once `check` returned; nothing the code does
+    to its own process (its exit status, its output, its hooks) reaches it.
+    Both sandboxes get limits on address space, CPU seconds, file size,
+    processes (root is exempt) and core dumps; on timeout both are killed,
+    whatever they started with them. SandboxUnavailable where bwrap is
+    missing or can't isolate: the code is not run.
     """
     limits = [
         (resource.RLIMIT_AS, MEMORY_LIMIT),
         (resource.RLIMIT_CPU, math.ceil(timeout_s) + 1),
         (resource.RLIMIT_FSIZE, FILE_LIMIT),
-        (resource.RLIMIT_NPROC, 0),  # no fork bombs (root is exempt)
+        (resource.RLIMIT_NPROC, 0),
         (resource.RLIMIT_CORE, 0),
     ]
-    source = f"{_PREAMBLE.format(limits=limits)}\n{program}\n\nraise SystemExit({PASSED})\n"
+    role_args = [item.entry_point, json.dumps(limits)]
+    harness = {HARNESS: Path(grading_harness.__file__)}
     with tempfile.TemporaryDirectory(prefix="grade-", ignore_cleanup_errors=True) as directory:
-        path = Path(directory) / "program.py"
-        path.write_text(source, encoding="utf-8")
-        process = subprocess.Popen(
-            [sys.executable, "-I", str(path)],
-            cwd=directory,
-            env={},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        code_dir, tests_dir = Path(directory, "code"), Path(directory, "tests")
+        code_dir.mkdir()
+        tests_dir.mkdir()
+        (code_dir / grading_harness.PROGRAM).write_text(code, encoding="utf-8")
+        (tests_dir / grading_harness.PROMPT).write_text(item.code_prefix, encoding="utf-8")
+        (tests_dir / grading_harness.TESTS).write_text(item.test, encoding="utf-8")
+        calls_read, calls_write = os.pipe()  # from the tests to the code
+        results_read, results_write = os.pipe()  # and back
+        started: list[subprocess.Popen[bytes]] = []
         try:
-            return process.wait(timeout=timeout_s) == PASSED
+            try:
+                serve = python_command(
+                    HARNESS, ["serve", *role_args], binds={**harness, grading_harness.CODE_DIR: code_dir}
+                )
+                started.append(_start(serve, stdin=calls_read, stdout=results_write))
+                check = python_command(
+                    HARNESS,
+                    ["check", *role_args, str(calls_write)],
+                    binds={**harness, grading_harness.TESTS_DIR: tests_dir},
+                )
+                checker = _start(check, stdin=results_read, stdout=subprocess.PIPE, pass_fds=(calls_write,))
+                started.append(checker)
+            finally:
+                # Held only by the sandboxes now, so that either one's end is the other's end of file.
+                for fd in (calls_read, calls_write, results_read, results_write):
+                    os.close(fd)
+            verdict, _ = checker.communicate(timeout=timeout_s)
+            return verdict == grading_harness.PASSED
         except subprocess.TimeoutExpired:
             return False
         finally:
-            # Whatever it left behind in its group goes too, before the directory is removed.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            for process in started:
+                # bwrap's group; the sandbox inside dies with it, and everything it started with the sandbox.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _start(
+    command: list[str], *, stdin: int, stdout: int, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        env={},
+        stdin=stdin,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        pass_fds=pass_fds,
+        start_new_session=True,
+    )

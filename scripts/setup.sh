@@ -39,3 +39,14 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     echo "setup: not root, so Chromium is not installed (apt-get install chromium chromium-driver); the dashboard's browser test will skip" >&2
   fi
 fi
+
+# Calibration runs models' code answers in a bubblewrap sandbox, and refuses to run them without one
+# (routing/sandbox.py). Installed where we may (root); elsewhere grading code, and its tests, say what to install.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null 2>&1 \
+      || echo "setup: could not install bubblewrap; grading code answers will refuse to run them" >&2
+  else
+    echo "setup: not root, so bubblewrap is not installed (apt-get install bubblewrap); grading code answers will refuse to run them" >&2
+  fi
+fi

@@ -28,6 +28,7 @@ from routing.calibration import CalibrationSummary, ResultStore, calibrate, tabl
 from routing.clusters import build_table, cluster_count
 from routing.datasets import Item
 from routing.embeddings import Embedder, MiniLMEmbedder
+from routing.sandbox import SandboxUnavailable, ensure_available
 from routing.table import ClusterTable
 
 from .client import AsyncClient
@@ -70,6 +71,12 @@ async def run(
     out: TextIO = sys.stderr,
 ) -> CalibrationReport:
     items = [item for name in names for item in calibration_items(name, seed=seed, limit=limit)]
+    if any(item.kind == "code" for item in items):
+        # Before any model is asked: code answers are graded by running them, and only isolated.
+        try:
+            ensure_available()
+        except SandboxUnavailable as exc:
+            raise SwarmError(f"cannot grade code answers: {exc}") from None
     store = ResultStore(store_path or default_store())
     async with AsyncClient(node, api_key=api_key, timeout=timeout) as client:
         available = [card.id for card in await client.models() if card.id != SWARM_MODEL]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -155,52 +157,54 @@ def test_an_infinite_loop_is_killed_within_the_timeout(humaneval: dict[str, Item
     assert time.monotonic() - start < 3.0
 
 
-PASSING = "def check(f):\n    assert f(2) == 4\n\ncheck(lambda x: 2 * x)\n"
+DOUBLE = Item(
+    "tests", "double", "code", "", (), (), entry_point="double", test="def check(f):\n    assert f(2) == 4\n"
+)
+PASSING = "def double(x):\n    return 2 * x\n"
 
 
 def test_allocating_4_gib_fails_instead_of_taking_the_memory() -> None:
-    assert run_tests(PASSING, timeout_s=30.0)
+    assert run_tests(DOUBLE, PASSING, timeout_s=30.0)
     start = time.monotonic()
     # Unconfined this passes, after filling 4 GiB (about 8 s here); confined it is refused at once.
-    assert not run_tests("block = bytearray(4 << 30)\n" + PASSING, timeout_s=30.0)
+    assert not run_tests(DOUBLE, "block = bytearray(4 << 30)\n" + PASSING, timeout_s=30.0)
     assert time.monotonic() - start < 5.0
 
 
 def test_an_early_clean_exit_is_not_a_pass() -> None:
-    assert not run_tests("import sys\nsys.exit(0)\n" + PASSING, timeout_s=5.0)
+    assert not run_tests(DOUBLE, "import sys\nsys.exit(0)\n" + PASSING, timeout_s=5.0)
 
 
 def test_the_program_sees_no_environment_and_its_own_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CALIBRATION_SECRET", "hunter2")
     here = os.getcwd()
     assert run_tests(
+        DOUBLE,
         f"import os\nassert 'CALIBRATION_SECRET' not in os.environ\nassert os.getcwd() != {here!r}\n"
         + PASSING,
         timeout_s=5.0,
     )
 
 
-def test_children_die_with_the_program(tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
+def test_children_die_with_the_program() -> None:
+    marker = uuid.uuid4().hex  # in the child's command line, to find it among the host's processes
     program = (
         "import subprocess, sys\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-        "while True:\n    pass\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', {marker!r}])\n"
+        + PASSING
     )
-    assert not run_tests(program, timeout_s=2.0)
-    if not pid_file.exists():
+    if not run_tests(DOUBLE, program, timeout_s=5.0):
         assert os.geteuid() != 0  # the process limit stopped the child from starting at all
         return
-    stat = Path(f"/proc/{pid_file.read_text()}/stat")
 
-    def dead() -> bool:  # gone, or a zombie waiting for init to reap it
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-        except FileNotFoundError:
-            return True
+    def alive() -> bool:  # a zombie waiting for init to reap it has an empty command line
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                if marker.encode() in cmdline.read_bytes():
+                    return True
+        return False
 
     deadline = time.monotonic() + 5.0  # SIGKILL is sent at once, but takes effect when the child next runs
-    while not dead() and time.monotonic() < deadline:
+    while alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert dead()
+    assert not alive()
