@@ -138,3 +138,19 @@ def test_error_bodies_map_to_typed_errors() -> None:
     assert isinstance(errors.from_response(503, "down", "7"), errors.ServiceUnavailable)
     assert errors.from_response(503, "down", "7").retry_after == 7.0
     assert type(errors.from_response(418, None, None)) is errors.APIError
+
+
+def test_a_request_the_node_would_refuse_is_refused_before_sending(server: Callable[[Handler], str]) -> None:
+    calls: list[int] = []
+    with swarm.Client(server(_refuse_then_serve(calls)), max_retries=0) as client:
+        with pytest.raises(errors.BadRequest) as hot:
+            client.chat("hi", model="m", temperature=9)
+        with pytest.raises(errors.BadRequest) as stops:
+            client.complete("hi", model="m", stop=["a", "b", "c", "d", "e"])
+    assert (hot.value.status, hot.value.param) == (400, "temperature")
+    assert "less than or equal to 2" in hot.value.message
+    assert (stops.value.param, stops.value.message) == (
+        "stop",
+        "invalid 'stop': Value error, at most 4 stop sequences",
+    )
+    assert calls == []
