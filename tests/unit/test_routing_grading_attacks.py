@@ -5,65 +5,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from core.identity import KEY_FILE, Identity
-from routing.datasets import Item
+from bench import attack_grading_sandbox as hostile
+from bench.attack_grading_sandbox import DOUBLE, FORGERIES, KILL_THE_GRADER, RIGHT, fenced, unseen
+from core.identity import KEY_FILE
 from routing.grading import grade
 from routing.sandbox import SandboxUnavailable
 from swarm import calibrate
 from swarm.errors import SwarmError
 
 
-def code_item(test: str, entry_point: str = "double") -> Item:
-    return Item("attacks", entry_point, "code", "", (), (), entry_point=entry_point, test=test)
-
-
-DOUBLE = code_item("def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(-3) == -6\n")
-# Compared through abs(), which the code under test could rebind in a shared interpreter.
-DOUBLE_BY_ABS = code_item("def check(candidate):\n    assert abs(candidate(2) - 4) < 1e-9\n")
-RIGHT = "def double(x):\n    return 2 * x\n"
-
-
-def fenced(code: str) -> str:
-    return f"```python\n{textwrap.dedent(code)}```"
-
-
-def unseen(probe: str) -> str:
-    """A right answer only while `probe` fails: graded right means the code ran and could not do it."""
-    return fenced(
-        "import os, socket\n"
-        "try:\n"
-        f"    {probe}\n"
-        "    done = True\n"
-        "except Exception:\n"
-        "    done = False\n\n"
-        "def double(x):\n"
-        "    return 0 if done else 2 * x\n"
-    )
-
-
 @pytest.fixture
 def data_dir_in_home() -> Iterator[Path]:
-    """A node's data dir where a node keeps it, in the user's home: a real identity key and a ledger."""
-    root = Path.home() / f".grading-attack-{uuid.uuid4().hex}"
-    data_dir = root / "node"
-    Identity.load_or_create(data_dir)
-    (data_dir / "ledger.sqlite").write_bytes(b"SQLite format 3\x00")
-    try:
+    with hostile.data_dir_in_home() as data_dir:
         yield data_dir
-    finally:
-        shutil.rmtree(root)
 
 
 @pytest.mark.parametrize(
@@ -99,71 +60,15 @@ def test_the_code_cannot_open_a_connection_to_loopback() -> None:
     assert graded, "the code connected to 127.0.0.1"
 
 
-# Wrong answers (double returns 0) that each forge a pass another way.
-FORGERIES = {
-    "sys.exit(47) before the tests": "import sys\n\ndef double(x):\n    return 0\n\nsys.exit(47)\n",
-    "os._exit(47) before the tests": "import os\n\ndef double(x):\n    return 0\n\nos._exit(47)\n",
-    "SystemExit(47) raised inside the test": "def double(x):\n    raise SystemExit(47)\n",
-    "an exception hook that exits 47": (
-        "import os, sys\nsys.excepthook = lambda *exc: os._exit(47)\n\ndef double(x):\n    return 0\n"
-    ),
-    "an exit handler that exits 47": (
-        "import atexit, os\natexit.register(os._exit, 47)\n\ndef double(x):\n    return 0\n"
-    ),
-    "a result equal to everything": (
-        "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
-        "def double(x):\n    return Anything()\n"
-    ),
-    "the answers read out of the tests": (
-        "import os, re, sys\n\n"
-        "seen = ''.join(open(os.path.join(os.path.dirname(sys.argv[0]), f)).read()\n"
-        "               for f in os.listdir(os.path.dirname(sys.argv[0]) or '.') if f.endswith('.py'))\n"
-        "expected = {int(a): int(b) for a, b in re.findall(r'candidate\\((-?\\d+)\\) == (-?\\d+)', seen)}\n\n"
-        "def double(x):\n    return expected.get(x)\n"
-    ),
-}
-
-
 @pytest.mark.parametrize("forgery", FORGERIES)
 def test_a_forged_pass_is_graded_wrong(forgery: str) -> None:
-    assert not grade(DOUBLE, fenced(FORGERIES[forgery])), forgery
-
-
-def test_the_pass_line_written_everywhere_is_not_a_pass() -> None:
-    """The line the tests' sandbox prints when they pass, written by the code to every descriptor it has."""
-    answer = (
-        "import os\n"
-        "for fd in range(256):\n"
-        "    try:\n"
-        "        os.write(fd, b'passed\\n')\n"
-        "    except OSError:\n"
-        "        pass\n\n"
-        "def double(x):\n    return 0\n"
-    )
-    assert not grade(DOUBLE, fenced(answer))
-
-
-def test_rebinding_builtins_does_not_change_the_tests() -> None:
-    assert grade(DOUBLE_BY_ABS, fenced(RIGHT))
-    rebound = "import builtins\nbuiltins.abs = lambda value: 0\n\ndef double(x):\n    return 0\n"
-    assert not grade(DOUBLE_BY_ABS, fenced(rebound)), "abs() rebound by the code under test"
+    item, code = FORGERIES[forgery]
+    assert grade(item, fenced(RIGHT))  # the item is one a right answer passes
+    assert not grade(item, fenced(code)), forgery
 
 
 def test_the_code_cannot_kill_the_grader() -> None:
-    """The grader in a process of its own, so that the attack, if it lands, kills that one and not pytest."""
-    answer = fenced(
-        "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n\ndef double(x):\n    return 0\n"
-    )
-    grader = (
-        "import json, sys\n"
-        "from routing.grading import grade\n"
-        "from tests.unit.test_routing_grading_attacks import DOUBLE\n"
-        "print(json.dumps(grade(DOUBLE, sys.argv[1])))\n"
-    )
-    root = Path(__file__).resolve().parents[2]
-    run = subprocess.run(
-        [sys.executable, "-c", grader, answer], cwd=root, capture_output=True, text=True, timeout=60
-    )
+    run = hostile.grade_in_a_process_of_its_own(fenced(KILL_THE_GRADER))
     assert run.returncode != -signal.SIGKILL, "the code under test killed the grader"
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) is False
