@@ -29,10 +29,12 @@ from node.config import NodeConfig
 
 from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
+from .api.dashboard import round_provenance
 from .catalog import CatalogError, Progress
 from .challenges import ChallengeConfig, ChallengeService
 from .engines import load_engine
 from .engines.base import Engine, EngineError
+from .events import EventBus
 from .hosting import HostedModel
 from .ledger import LedgerService
 from .locks import LockHeld, PidLock
@@ -41,6 +43,7 @@ from .network import NetworkService
 from .rounds import RoundService
 from .router import Router
 from .transport import Transport, TransportStartError, exception_leaves
+from .watch import Watch
 
 log = logging.getLogger("swarm.node")
 
@@ -179,6 +182,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         hosts = [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
         return [peer for peer in hosts if ledger_service is None or ledger_service.may(peer, "judge")]
 
+    watch = Watch(EventBus(), hosted, metrics, round_provenance, ledger=ledger_service, network=network)
     rounds = RoundService(
         identity,
         transport,
@@ -186,8 +190,11 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         judges,
         weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
         recorder=ledger_service.record_round if ledger_service else None,
+        observer=watch.on_round,
     )
-    state = NodeState(hosted, metrics, config.api_keys, network, router, rounds, ledger_service, accelerator)
+    state = NodeState(
+        hosted, metrics, config.api_keys, network, router, rounds, ledger_service, accelerator, watch
+    )
     app = create_app(state, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host
@@ -205,6 +212,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
             raise NodeStartError(str(exc)) from None
         await nursery.start(network.run)
         await nursery.start(accelerator.run)
+        await nursery.start(watch.run)
         if ledger_service is not None:
             await nursery.start(ledger_service.run)
             challenge = ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file)
@@ -229,6 +237,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         if config.host not in ("127.0.0.1", "::1", "localhost") and not config.api_keys:
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()
+        watch.bus.close()  # the live streams end now rather than hold the graceful shutdown to its end
         nursery.cancel_scope.deadline = trio.current_time() + hyper.graceful_timeout + 1
     if ledger_service is not None:
         ledger_service.ledger.close()

@@ -111,6 +111,12 @@ class EventBus:
         self._subscribers.add(subscription)
         return subscription
 
+    def close(self) -> None:
+        """End every subscriber's stream, as its reader takes the events left in its buffer."""
+        for subscription in self._subscribers:
+            subscription._send.close()
+        self._subscribers.clear()
+
     def _unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
 

@@ -11,12 +11,12 @@ from starlette.types import ASGIApp
 
 from core import __version__
 
-from . import admin, openai, operations
+from . import admin, dashboard, openai, operations
 from .errors import install_error_handlers
 from .guard import Guard
 from .state import NodeState
 
-ROUTERS = (openai.router, admin.router, operations.router)
+ROUTERS = (openai.router, admin.router, operations.router, dashboard.router)
 SCHEMAS = "#/components/schemas/{model}"
 
 

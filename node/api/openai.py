@@ -158,7 +158,7 @@ async def _round(
     chat = isinstance(body, ChatCompletionRequest)
     answerers = [Answerer(e.model, e.peer_id or node.rounds.peer_id) for e in decision.team]
     try:
-        result = await node.rounds.run(request, body.question(), answerers, mode)
+        result = await node.rounds.run(request, body.question(), answerers, mode, routing=routed)
     except RoundError as exc:
         raise APIError(503, str(exc), type="service_unavailable", code="no_answer") from exc
     for phase, seconds in result.timings_s.items():

@@ -20,6 +20,7 @@ from ..metrics import NodeMetrics
 from ..network import NetworkService, RemoteModel
 from ..rounds import RoundService
 from ..router import Router, experts
+from ..watch import Watch
 from .errors import APIError
 
 ROUND_EXPERTS = 3  # answerers in a consensus or vote round unless the request says otherwise
@@ -39,8 +40,10 @@ class NodeState:
         rounds: RoundService | None = None,
         ledger: LedgerService | None = None,
         accelerator: Accelerator | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.models = models
+        self.watch = watch  # what the dashboard shows
         self.accelerator = accelerator
         self.router = router
         self.rounds = rounds

@@ -70,6 +70,15 @@ async def test_closing_unsubscribes_and_the_readers_are_bounded() -> None:
     assert [e async for e in first] == []  # a closed subscription just ends
 
 
+async def test_closing_the_bus_ends_every_stream_after_what_it_holds() -> None:
+    bus = EventBus()
+    subscription = bus.subscribe()
+    bus.publish("tick", {})
+    bus.close()
+    assert [e.seq async for e in subscription] == [1] and subscription.dropped is None
+    assert bus.subscribers == 0
+
+
 def test_the_events_kept_must_fit_a_readers_buffer() -> None:
     with pytest.raises(ValueError):
         EventBus(buffer=4, keep=5)
