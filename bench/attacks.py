@@ -1,6 +1,9 @@
 """Can attackers buy influence over consensus rounds? A seeded simulation of the reputation rules.
 
-    python -m bench.attacks [--rounds 240] [--seed 0]
+    python -m bench.attacks [--rounds 240] [--seed 0] [--testnet-rounds 0] [--no-holes]
+
+After the simulation and the ledger's cost on a testnet, the hostile-peer attacks of
+`bench.holes` run for real, each row saying what the attacker gained before its fix and now.
 
 Nothing here is simulated that the network decides: the reputation book with
 the default `Rules()` (`reputation.apply.apply_round` / `apply_challenge`),
@@ -72,6 +75,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bench import holes
 from bench import ledger as ledger_cost
 from ranking import schedule
 from ranking.aggregate import decide
@@ -482,12 +486,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="real rounds with the ledger on and off each (0: skip the testnet part)",
     )
     parser.add_argument("--entries", type=int, default=ledger_cost.CATCH_UP_ENTRIES, help="to catch up on")
+    parser.add_argument(
+        "--no-holes", action="store_true", help="skip the hostile-peer attacks run for real (bench.holes)"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     print_simulation(simulate(args.rounds, args.seed), args.rounds, args.seed)
     if args.testnet_rounds > 0:
         ledger_cost.print_cost(ledger_cost.measure(args.testnet_rounds, args.entries))
+    if not args.no_holes:
+        holes.print_rows(list(holes.rows()))
     return 0
 
 
