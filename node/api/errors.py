@@ -6,6 +6,8 @@ while an engine restarts. The schema documents each route's own.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ from starlette.routing import Match
 from core.wire.errors import ErrorDetail, ErrorResponse, invalid_request
 
 from ..failures import failure
+
+log = logging.getLogger("swarm.api")
 
 
 class APIError(Exception):
@@ -66,7 +70,7 @@ _MEANING = {
     404: "Nothing of that name here: a model, a peer, or a service this node does not run",
     413: "The request body is larger than the node accepts",
     429: "The model's queue is full: retry after Retry-After seconds",
-    500: "The engine failed",
+    500: "The engine failed, or the node did (then the body holds only a request id: the log has the rest)",
     503: "Unavailable for now (an engine restarting, no expert with a say, a peer not answering)",
 }
 _RETRY_AFTER = {
@@ -118,4 +122,13 @@ def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return APIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error").response()
+        # An exception's text can name paths, keys or peers: the client gets an id to quote, the log the rest.
+        request_id = secrets.token_hex(8)
+        log.error("request %s (%s %s) failed", request_id, request.method, request.url.path, exc_info=exc)
+        return APIError(
+            500,
+            f"internal error: request {request_id} failed; the node's log has the details",
+            type="server_error",
+            code="internal_error",
+            headers={"X-Request-Id": request_id},
+        ).response()
