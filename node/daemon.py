@@ -30,6 +30,7 @@ from node.config import NodeConfig
 from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
 from .api.dashboard import round_provenance
+from .api.guard import loopback
 from .catalog import CatalogError, Progress
 from .challenges import ChallengeConfig, ChallengeService
 from .engines import load_engine
@@ -195,7 +196,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
     state = NodeState(
         hosted, metrics, config.api_keys, network, router, rounds, ledger_service, accelerator, watch
     )
-    app = create_app(state, max_request_bytes=config.max_request_bytes)
+    app = create_app(state, bind=config.host, max_request_bytes=config.max_request_bytes)
     hyper = hypercorn.config.Config()
     host = f"[{config.host}]" if ":" in config.host else config.host
     hyper.bind = [f"{host}:{config.port}"]
@@ -234,7 +235,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         served = ", ".join(f"{m.name} ({m.info.backend})" for m in hosted.values())
         print(f"swarm node {transport.peer_id} ready at {url} serving {served}", flush=True)
         print(f"peers can join through {transport.listen_addrs[0]}", flush=True)
-        if config.host not in ("127.0.0.1", "::1", "localhost") and not config.api_keys:
+        if not loopback(config.host) and not config.api_keys:
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()
         watch.bus.close()  # the live streams end now rather than hold the graceful shutdown to its end

@@ -26,11 +26,11 @@ from core.wire.requests import RoutingTable
 from routing.table import ClusterTable
 
 from ..transport import PeerUnavailable, RemoteError, RequestTimeout
-from .errors import APIError, documented
+from .errors import GUARDED, APIError, documented
 from .provenance import finite
 from .state import Node
 
-router = APIRouter(responses=documented(401, 413))
+router = APIRouter(responses=documented(*GUARDED))
 JSON_INTEGERS = 2**53  # the largest a JSON reader holds exactly: the bound of an offset
 
 

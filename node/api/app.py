@@ -20,8 +20,8 @@ ROUTERS = (openai.router, admin.router, operations.router, dashboard.router)
 SCHEMAS = "#/components/schemas/{model}"
 
 
-def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp:
-    """The API as an ASGI app, guarded by the key check and the size limit."""
+def create_app(state: NodeState, *, bind: str = "127.0.0.1", max_request_bytes: int = 4 << 20) -> ASGIApp:
+    """The API as an ASGI app, guarded (node.api.guard) for a node listening on `bind`."""
     app = FastAPI(
         title="swarm node",
         version=__version__,
@@ -32,7 +32,7 @@ def create_app(state: NodeState, *, max_request_bytes: int = 4 << 20) -> ASGIApp
         app.include_router(router)
     install_error_handlers(app, ROUTERS)
     app.openapi = lambda: _schema(app)  # type: ignore[method-assign]
-    return Guard(app, state.api_keys, max_request_bytes)
+    return Guard(app, state.api_keys, max_request_bytes, bind=bind)
 
 
 def _schema(app: FastAPI) -> dict[str, Any]:

@@ -67,12 +67,16 @@ class APIError(Exception):
 _MEANING = {
     400: "Malformed JSON, a missing field, a bad value, or a prompt longer than the context",
     401: "Missing or wrong API key (when the node has keys)",
+    403: "Refused: a request from a web page of another origin",
     404: "Nothing of that name here: a model, a peer, or a service this node does not run",
     413: "The request body is larger than the node accepts",
+    415: "The request has a body that is not labelled Content-Type: application/json",
+    421: "A node on loopback answers only to localhost, 127.0.0.1 and [::1] with its port in Host",
     429: "The model's queue is full: retry after Retry-After seconds",
     500: "The engine failed, or the node did (then the body holds only a request id: the log has the rest)",
     503: "Unavailable for now (an engine restarting, no expert with a say, a peer not answering)",
 }
+GUARDED = (401, 403, 413, 415, 421)  # what node.api.guard answers for any /v1 route, before it is reached
 _RETRY_AFTER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }

@@ -1,8 +1,17 @@
-"""The guard in front of /v1: the API key check and the request size limit."""
+"""The guard in front of the API: the Host and Origin checks, the API key, the size limit, JSON bodies.
+
+A web page the operator happens to open can send requests to a node on the same
+machine: "simple" requests (text/plain, form data) need no preflight, and a
+name of the page's own that it rebinds to 127.0.0.1 lets it read the answers.
+So a node on loopback answers only to its loopback names, a request from a
+browser page of another origin is refused, and a body must say it is JSON.
+"""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -10,44 +19,46 @@ from starlette.types import Message as ASGIMessage
 
 from .errors import APIError
 
-# Methods whose /v1 body is read as JSON whatever the client labels it (curl -d says form data).
-JSON_BODIES = ("POST", "PUT")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # what a client on this machine calls a loopback node
+JSON = "application/json"
+
+
+def loopback(host: str) -> bool:
+    """Whether an address to bind to is reachable from this machine only."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Guard:
-    """ASGI middleware for /v1: the API key check and the request size limit.
+    """ASGI middleware: the Host check on a loopback node, then for /v1 the Origin check, the API key,
+    the request size limit and JSON bodies.
 
     Plain ASGI rather than an HTTP middleware so streamed responses and client
     disconnects pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, api_keys: tuple[bytes, ...], max_request_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, api_keys: tuple[bytes, ...], max_request_bytes: int, *, bind: str
+    ) -> None:
         self.app, self.api_keys, self.max_request_bytes = app, api_keys, max_request_bytes
+        self.loopback = loopback(bind)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if self.api_keys and not _authorized(headers.get("authorization", ""), self.api_keys):
-            error = APIError(
-                401,
-                "missing or wrong API key: send 'Authorization: Bearer <key>'",
-                type="authentication_error",
-                code="invalid_api_key",
-            )
-            await error.response()(scope, receive, send)
+        refusal = self._misdirected(scope, headers)
+        if refusal is None and scope["path"].startswith("/v1/"):
+            refusal = self._refusal(headers)
+        if refusal is not None:
+            await refusal.response()(scope, receive, send)
             return
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_request_bytes:
-            await self._too_large(scope, receive, send)
+        if not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
             return
-        if scope["method"] in JSON_BODIES and "json" not in headers.get("content-type", ""):
-            scope = {
-                **scope,
-                "headers": [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-                + [(b"content-type", b"application/json")],
-            }
         received = 0
 
         async def counted_receive() -> ASGIMessage:
@@ -61,19 +72,73 @@ class Guard:
         try:
             await self.app(scope, counted_receive, send)
         except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large().response()(scope, receive, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = APIError(
+    def _misdirected(self, scope: Scope, headers: Headers) -> APIError | None:
+        """On loopback, a Host other than this node's loopback names and port: a name rebound to it."""
+        if not self.loopback:
+            return None
+        host = headers.get("host", "").lower()
+        name, port = _split_host(host)
+        _, listening = scope.get("server") or (None, None)  # ASGI leaves it out on a Unix socket
+        if name in LOOPBACK_NAMES and (listening is None or port == str(listening)):
+            return None
+        return APIError(
+            421,
+            f"this node listens on loopback and answers only to {', '.join(LOOPBACK_NAMES)} with its port,"
+            f" not to Host {host!r}",
+            code="misdirected_request",
+        )
+
+    def _refusal(self, headers: Headers) -> APIError | None:
+        """Why a /v1 request is refused before it reaches a route, if it is."""
+        origin = headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+            # Browsers name the page that sent a request; the node's own dashboard has its origin.
+            return APIError(
+                403,
+                f"a request from a page of another origin ({origin}) is refused",
+                type="permission_error",
+                code="cross_origin",
+            )
+        if self.api_keys and not _authorized(headers.get("authorization", ""), self.api_keys):
+            return APIError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_request_bytes:
+            return self._too_large()
+        media = headers.get("content-type", "").partition(";")[0].strip().lower()
+        carries_body = declared not in ("", "0") or "transfer-encoding" in headers
+        if media != JSON and (media or carries_body):
+            return APIError(
+                415,
+                f"a request body must be JSON: send 'Content-Type: {JSON}' (got {media or 'none'!r})",
+                code="unsupported_media_type",
+            )
+        return None
+
+    def _too_large(self) -> APIError:
+        return APIError(
             413,
             f"the request body is larger than this node accepts ({self.max_request_bytes} bytes)",
             code="request_too_large",
         )
-        await error.response()(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _split_host(host: str) -> tuple[str, str]:
+    """A Host header's name and port ("80" when it names none, as HTTP means)."""
+    name, colon, port = host.rpartition(":")
+    if not colon or (name.startswith("[") and not name.endswith("]")):
+        return host, "80"
+    return name, port
 
 
 def _authorized(authorization: str, keys: tuple[bytes, ...]) -> bool:

@@ -40,11 +40,11 @@ from ..engines.base import EngineError
 from ..failures import SERVED
 from ..hosting import QueueFull
 from ..rounds import Answerer, Mode, RoundError
-from .errors import APIError, documented
+from .errors import GUARDED, APIError, documented
 from .provenance import round_report, route_report
 from .state import Node, NodeState
 
-router = APIRouter(responses=documented(401, 413))
+router = APIRouter(responses=documented(*GUARDED))
 GENERATION_ERRORS = documented(400, 404, 429, 500, 503)
 DONE = "[DONE]"  # the last event of a stream
 # What a streamed answer's events hold: the app adds their schemas to the document (app.py).

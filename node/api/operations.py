@@ -13,7 +13,7 @@ from core.wire.admin import AccelSummary, Health, MethodCard, ProfileResult
 from core.wire.requests import ProfileRequest
 
 from ..accel import profile
-from .errors import APIError, documented
+from .errors import GUARDED, APIError, documented
 from .state import Node
 
 router = APIRouter()
@@ -49,7 +49,7 @@ async def prometheus(node: Node) -> PrometheusText:
 @router.get(
     "/v1/accel",
     summary="What the node learned: per task kind, the method it picks, the speed-up",
-    responses=documented(401, 404, 413),
+    responses=documented(*GUARDED, 404),
 )
 async def accel_summary(node: Node) -> AccelSummary:
     methods = {
@@ -64,7 +64,7 @@ async def accel_summary(node: Node) -> AccelSummary:
 @router.post(
     "/v1/accel/profile",
     summary="Run a built-in task mix through every method: a first history",
-    responses=documented(400, 401, 404, 413),
+    responses=documented(*GUARDED, 400, 404),
 )
 async def accel_profile(body: ProfileRequest, node: Node) -> ProfileResult:
     unknown_kinds = sorted(set(body.kinds or ()) - set(KINDS))

@@ -22,6 +22,7 @@ from tests.support.observe import metric
 MODEL = "smollm2-135m-instruct"
 ROUTE = swarm.SwarmOptions(mode="route")
 QUESTION = "What is 2+2?"
+JSON_BODY = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -414,11 +415,11 @@ def test_a_routing_table_is_checked_installed_kept_and_used(node: NodeProcess) -
     url = f"{node.url}/v1/routing/table"
     missing = httpx.get(url)
     assert missing.status_code == 404 and _error(missing)["code"] == "no_routing_table"
-    garbage = httpx.put(url, content=b'{"format": 1}')
+    garbage = httpx.put(url, content=b'{"format": 1}', headers=JSON_BODY)
     assert garbage.status_code == 400 and "centroids" in _error(garbage)["message"]
     table = _table(created_at=time.time(), seed=1)
     tampered = table.to_json().replace('"correct": [[3, 1]', '"correct": [[4, 1]')
-    assert httpx.put(url, content=tampered.encode()).status_code == 400
+    assert httpx.put(url, content=tampered.encode(), headers=JSON_BODY).status_code == 400
     assert httpx.get(url).status_code == 404  # nothing was taken from the bad ones
 
     with swarm.Client(node.url) as client:

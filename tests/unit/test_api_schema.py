@@ -27,7 +27,7 @@ def test_every_answer_of_v1_is_documented_with_its_body(schema: dict[str, Any]) 
         answers = op["responses"]
         assert "422" not in answers, (method, path)  # FastAPI's default; the node answers 400
         if path.startswith("/v1/"):
-            for status in ("401", "413"):
+            for status in ("401", "403", "413", "415", "421"):  # the guard's
                 assert answers[status]["content"]["application/json"]["schema"] == ERROR_BODY, (path, status)
         # A body or a query can be malformed; a path that takes any string cannot.
         if "requestBody" in op or any(p["in"] == "query" for p in op.get("parameters", ())):
@@ -37,7 +37,7 @@ def test_every_answer_of_v1_is_documented_with_its_body(schema: dict[str, Any]) 
 
 def test_streams_and_metrics_say_what_they_send(schema: dict[str, Any]) -> None:
     chat = schema["paths"]["/v1/chat/completions"]["post"]["responses"]
-    assert set(chat) == {"200", "400", "401", "404", "413", "429", "500", "503"}
+    assert set(chat) == {"200", "400", "401", "403", "404", "413", "415", "421", "429", "500", "503"}
     assert set(chat["200"]["content"]) == {"application/json", "text/event-stream"}
     assert "Retry-After" in chat["429"]["headers"] and "Retry-After" in chat["503"]["headers"]
     assert "ChatCompletionChunk" in schema["components"]["schemas"]

@@ -17,7 +17,7 @@ def client(*keys: str, watch: Watch | None = None) -> httpx.AsyncClient:
     metrics = NodeMetrics()
     watch = watch or Watch(EventBus(), {}, metrics, lambda r: {})
     app = create_app(NodeState({}, metrics, keys, watch=watch))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://node")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
 async def test_the_page_and_its_files_are_served_to_anyone_and_let_nothing_else_in() -> None:
