@@ -24,11 +24,9 @@ from typing import Any
 import httpx
 
 from bench.harness import started
-from consensus import Ledger, from_wire, outcome_to_wire
+from consensus import Ledger, from_wire
 from core.identity import Identity
 from core.statements import commitment_digest, sign
-from ranking.bradley_terry import Vote, fit
-from reputation import round_outcome
 from swarm.progress import Bars
 from testnet.testnet import Testnet
 
@@ -58,20 +56,18 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
     start = time.time() - 3 * n
     made = iter(range(10 * n))
     ledger = Ledger(clock=lambda: start + next(made))
+    item, question = next(iter(ledger.bank.items.items()))
+    right = question.answers[0]
     for i, peer in enumerate(peers):
         challenger = peers[i - 1]
         rid = f"c{i}"
-        digest = commitment_digest(rid, "m", "s", "Paris")
+        digest = commitment_digest(rid, "m", "s", right)
         answer = {
-            "item": "capitals/france",
-            "kind": "qa",
-            "question": "What is the capital of France?",
-            "accepted": ["Paris"],
+            "item": item,
             "correct": True,
-            "chance": 0.0,
             "commitment": sign(peer, "commitment", {"round": rid, "model": "m", "digest": digest}).to_wire(),
             "reveal": sign(
-                peer, "reveal", {"round": rid, "model": "m", "answer": "Paris", "salt": "s"}
+                peer, "reveal", {"round": rid, "model": "m", "answer": right, "salt": "s"}
             ).to_wire(),
         }
         ledger.append(
@@ -91,20 +87,17 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
                 {"cid": cid, "model": f"m{cid}", "peer": peer.peer_id, "commitment": commitment.to_wire()}
             )
         pairs = [(0, 1), (1, 2), (0, 2)]
-        ballots, votes = [], []
+        ballots = []
         for judge in judges:
             picks = [[a, b, rng.choice("AB")] for a, b in pairs]
             ballots.append(sign(judge, "ballot", {"round": rid, "votes": picks, "verdicts": {}}).to_wire())
-            votes += [Vote.from_preference(judge.peer_id, a, b, p) for a, b, p in picks]
-        ranking = fit(3, votes)
-        outcome = round_outcome(rid, [p.peer_id for p in answerers], ranking, {}, votes)
         record = {
             "round": rid,
             "mode": "consensus",
             "candidates": candidates,
             "ballots": ballots,
-            "winner": ranking.order[0],
-            "outcome": outcome_to_wire(outcome),
+            "winner": 0,
+            "reported": {"chosen": {}, "missed": {}, "malformed": {}},
         }
         ledger.append(gateway, "round", record)
     return list(ledger.stored())

@@ -5,7 +5,7 @@ own, `ledger` keeps the entries (SQLite) and applies them in one order to the
 reputation book. `node.ledger` spreads them between peers.
 """
 
-from consensus.entry import GENESIS, BadEntry, LedgerEntry, check, from_wire, make, outcome_to_wire
+from consensus.entry import GENESIS, BadEntry, LedgerEntry, check, from_wire, make
 from consensus.ledger import Added, Ledger, verify
 
 __all__ = [
@@ -17,6 +17,5 @@ __all__ = [
     "check",
     "from_wire",
     "make",
-    "outcome_to_wire",
     "verify",
 ]

@@ -10,13 +10,19 @@ meant to be applied under (a node under other rules refuses it). The record
 carries the evidence beside the claim:
 
 - a round: its candidates with each answerer's signed commitment, every
-  judge's signed ballot (the judges' own signatures on their votes), the winner
-  and the outcome the reputation rules settle;
-- a challenge: the challenged peer's signed commitment and reveal for each
-  question (so the graded answer is provably its own) and the grades.
+  judge's signed ballot (the judges' own signatures on their votes), the winner,
+  and what only the gateway's word stands for (who was chosen for which role,
+  who missed a deadline or sent something malformed). Placings, GOOD shares and
+  agreement are not written: every node computes them from the ballots
+  (`LedgerEntry.round_evidence`);
+- a challenge: for each question, its id in the network's bank of questions,
+  the challenged peer's signed commitment and reveal (so the graded answer is
+  provably its own) and the grade. The question itself and what counts as right
+  are not written: every node holds the bank and grades against its own copy
+  (`grade_challenge`).
 
 `check` verifies all of it that can be verified without the rest of the
-ledger; the chain links are the ledger's to check.
+ledger and the bank; the chain links are the ledger's to check.
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ from core.envelope import canonical
 from core.identity import Identity
 from core.statements import BadStatement, Statement, commitment_digest, sign
 from core.statements import from_wire as statement_from_wire
-from reputation.outcome import AnswerOutcome, ChallengeAnswer, ChallengeOutcome, JudgeOutcome, RoundOutcome
-from reputation.rules import ROLES
-from routing.datasets import LETTERS, Item
+from ranking.bradley_terry import Vote
+from reputation.outcome import ChallengeAnswer, ChallengeOutcome, RoundEvidence, Verdict
+from reputation.rules import ROLES, Role
+from routing.datasets import LETTERS, ChallengeBank, Item
 from routing.grading import grade
 
 KIND = "ledger-entry"
@@ -91,17 +98,38 @@ class LedgerEntry:
     def to_wire(self) -> dict[str, Any]:
         return self.statement.to_wire()
 
-    def round_outcome(self) -> RoundOutcome:
-        return outcome_from_wire(self.record["round"], self.record["outcome"])
-
-    def challenge_outcome(self) -> ChallengeOutcome:
+    def round_evidence(self) -> RoundEvidence:
+        """The round as its evidence shows it; the signatures are `check`'s to verify."""
         r = self.record
-        return ChallengeOutcome(
-            r["challenge"],
-            self.gateway,
-            r["peer"],
-            tuple(ChallengeAnswer(a["item"], a["correct"], a["chance"]) for a in r["answers"]),
+        authors = tuple(str(c["peer"]) for c in r["candidates"])
+        votes: list[Vote] = []
+        verdicts: list[Verdict] = []
+        for ballot in r["ballots"]:
+            judge = str(ballot["signer"])
+            votes += _votes(judge, ballot["body"]["votes"], authors)
+            verdicts += _verdicts(judge, ballot["body"]["verdicts"], authors)
+        reported = r["reported"]
+        return RoundEvidence(
+            str(r["round"]),
+            authors,
+            tuple(votes),
+            tuple(verdicts),
+            _counts(reported["missed"]),
+            _counts(reported["malformed"]),
+            _chosen(reported["chosen"]),
         )
+
+    def challenge_outcome(self, bank: ChallengeBank) -> ChallengeOutcome:
+        """The challenge as graded (`grade_challenge` checks the grades), each question's odds of a blind
+        guess from its kind in the bank."""
+        r = self.record
+        answers = []
+        for a in r["answers"]:
+            kind = _question(bank, a["item"]).kind
+            answers.append(
+                ChallengeAnswer(a["item"], a["correct"], 1 / len(LETTERS) if kind == "mc" else 0.0)
+            )
+        return ChallengeOutcome(r["challenge"], self.gateway, r["peer"], tuple(answers))
 
 
 def make(
@@ -141,10 +169,9 @@ def check(entry: LedgerEntry) -> None:
             raise BadEntry("rules must be the digest of the reputation rules")
         if body["type"] == "round":
             _check_round(entry.record)
-            entry.round_outcome()
+            entry.round_evidence()
         elif body["type"] == "challenge":
             _check_challenge(entry.record)
-            entry.challenge_outcome()
         else:
             raise BadEntry(f"unknown entry type {body['type']!r}")
     except BadEntry:
@@ -161,91 +188,115 @@ def _statement(data: Any, kind: str, signer: str | None = None) -> Statement:
 
 
 def _check_round(record: dict[str, Any]) -> None:
+    """Every commitment and ballot is signed by its peer for this round; the ballots' contents are
+    `round_evidence`'s to read."""
     rid = str(record["round"])
-    authors = set()
-    for c in record["candidates"]:
+    if record["mode"] not in ("consensus", "vote"):
+        raise BadEntry(f"unknown round mode {record['mode']!r}")
+    for cid, c in enumerate(record["candidates"]):
+        if c["cid"] != cid:
+            raise BadEntry(f"candidate {cid} is listed as {c['cid']!r}")
         commitment = _statement(c["commitment"], "commitment", str(c["peer"]))
         if commitment.body.get("round") != rid or commitment.body.get("model") != c["model"]:
             raise BadEntry(f"a commitment of {c['peer']} is not for round {rid} and model {c['model']!r}")
-        authors.add(str(c["peer"]))
-    voters = set()
+    judges = set()
     for raw in record["ballots"]:
         ballot = _statement(raw, "ballot")
         if ballot.body.get("round") != rid:
             raise BadEntry(f"a ballot of {ballot.signer} is for another round")
-        voters.add(ballot.signer)
+        if ballot.signer in judges:
+            raise BadEntry(f"two ballots of {ballot.signer}")
+        judges.add(ballot.signer)
+    if record["mode"] == "vote" and judges:
+        raise BadEntry("a round decided by vote has no judges")
     winner = record["winner"]
     if winner is not None and not 0 <= int(winner) < len(record["candidates"]):
         raise BadEntry(f"the winner {winner!r} is not a candidate")
-    outcome = record["outcome"]
-    if set(outcome["answerers"]) - authors:
-        raise BadEntry("an answerer in the outcome has no commitment in the round")
-    if set(outcome["judges"]) - voters:
-        raise BadEntry("a judge in the outcome has no ballot in the round")
+
+
+def _candidate(cid: Any, judge: str, authors: tuple[str, ...]) -> int:
+    """A candidate id from a ballot: one of the round's, and not written by the judge, who is never
+    asked about its own answer."""
+    if not isinstance(cid, int) or isinstance(cid, bool) or not 0 <= cid < len(authors):
+        raise BadEntry(f"a ballot of {judge} names {cid!r}, not a candidate")
+    if authors[cid] == judge:
+        raise BadEntry(f"a ballot of {judge} judges its own answer")
+    return cid
+
+
+def _votes(judge: str, raw: Any, authors: tuple[str, ...]) -> list[Vote]:
+    """A ballot's votes: A, B or U on a pair of candidates, or null (no vote)."""
+    votes = []
+    for vote in raw:
+        first, second, preference = vote
+        a, b = _candidate(first, judge, authors), _candidate(second, judge, authors)
+        if a == b or preference not in ("A", "B", "U", None):
+            raise BadEntry(f"a ballot of {judge} holds the vote {vote!r}")
+        if preference is not None:
+            votes.append(Vote.from_preference(judge, a, b, preference))
+    return votes
+
+
+def _verdicts(judge: str, raw: Mapping[str, Any], authors: tuple[str, ...]) -> list[Verdict]:
+    """A ballot's checks: GOOD, BAD or null (no check) per candidate."""
+    verdicts = []
+    for key, verdict in raw.items():
+        if verdict not in ("GOOD", "BAD", None):
+            raise BadEntry(f"a ballot of {judge} holds the verdict {verdict!r}")
+        cid = _candidate(int(key) if key.isascii() and key.isdigit() else key, judge, authors)
+        if verdict is not None:
+            verdicts.append(Verdict(judge, cid, verdict == "GOOD"))
+    return verdicts
+
+
+def _counts(raw: Mapping[str, Any]) -> dict[str, int]:
+    if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in raw.values()):
+        raise BadEntry("fault counts must be non-negative integers")
+    return {str(p): n for p, n in raw.items()}
+
+
+def _chosen(raw: Mapping[str, Any]) -> dict[str, tuple[Role, ...]]:
+    chosen = {str(p): tuple(roles) for p, roles in raw.items()}
+    if any(role not in ROLES for roles in chosen.values() for role in roles):
+        raise BadEntry(f"roles must be among {ROLES}")
+    return chosen
 
 
 def _check_challenge(record: dict[str, Any]) -> None:
-    """The peer's answers are its own (signed, matching their commitments) and graded as the question's
-    accepted answers say: a challenger can't pass a peer that answered wrong, nor fail one that answered
-    right."""
-    peer = str(record["peer"])
+    """The peer's answers are its own: signed by it, for the model challenged, matching their
+    commitments. Whether they are right is `grade_challenge`'s to say, with the bank."""
+    peer, model = str(record["peer"]), str(record["model"])
     for a in record["answers"]:
-        if not isinstance(a["correct"], bool):
-            raise BadEntry("correct must be true or false")
-        kind, chance = a["kind"], a["chance"]
-        if (kind, chance) not in (("qa", 0.0), ("mc", 1 / len(LETTERS))):
-            raise BadEntry(f"a {kind!r} question with chance {chance!r}: challenges ask free answers or A-D")
-        if a.get("commitment") is None:
-            if a["correct"]:
-                raise BadEntry("an answer graded correct with no commitment behind it")
-            continue  # the peer never answered: wrong by default
+        if not isinstance(a["item"], str) or not isinstance(a["correct"], bool):
+            raise BadEntry("a challenge answer names its question by id and is graded true or false")
+        if a["commitment"] is None:
+            if a["correct"] or a["reveal"] is not None:
+                raise BadEntry("an answer with no commitment behind it: the peer never answered, so wrong")
+            continue
         commitment = _statement(a["commitment"], "commitment", peer)
         reveal = _statement(a["reveal"], "reveal", peer)
         c, r = commitment.body, reveal.body
-        if (c.get("round"), c.get("model")) != (r.get("round"), r.get("model")):
-            raise BadEntry("a reveal for another commitment")
+        if (c.get("round"), c.get("model")) != (r.get("round"), r.get("model")) or c.get("model") != model:
+            raise BadEntry(f"a reveal for another commitment, or an answer of another model than {model!r}")
         if commitment_digest(str(r["round"]), str(r["model"]), str(r["salt"]), str(r["answer"])) != c.get(
             "digest"
         ):
             raise BadEntry("a revealed answer that does not match its commitment")
-        dataset, _, item_id = str(a["item"]).partition("/")
-        question = Item(dataset, item_id, kind, str(a["question"]), (), tuple(str(x) for x in a["accepted"]))
-        if grade(question, str(r["answer"])) != a["correct"]:
+
+
+def grade_challenge(entry: LedgerEntry, bank: ChallengeBank) -> None:
+    """Every question of a challenge entry is in the bank, and every answer is graded as this node's copy
+    of the question says: a challenger writes no question of its own, and can't pass a wrong answer nor
+    fail a right one. BadEntry if not."""
+    for a in entry.record["answers"]:
+        question = _question(bank, a["item"])
+        if a["reveal"] is not None and grade(question, str(a["reveal"]["body"]["answer"])) != a["correct"]:
             raise BadEntry(
                 f"answer to {a['item']} graded {'right' if a['correct'] else 'wrong'}, but it is not"
             )
 
 
-def outcome_to_wire(outcome: RoundOutcome) -> dict[str, Any]:
-    return {
-        "answerers": {
-            p: {"position": a.position, "of": a.of, "good_ratio": a.good_ratio}
-            for p, a in outcome.answerers.items()
-        },
-        "judges": {p: {"agreement": j.agreement} for p, j in outcome.judges.items()},
-        "missed": dict(outcome.missed),
-        "malformed": dict(outcome.malformed),
-        "chosen": {p: list(roles) for p, roles in outcome.chosen.items()},
-    }
-
-
-def outcome_from_wire(round_id: str, data: Mapping[str, Any]) -> RoundOutcome:
-    def counts(raw: Mapping[str, Any]) -> dict[str, int]:
-        if any(not isinstance(n, int) or isinstance(n, bool) for n in raw.values()):
-            raise BadEntry("fault counts must be integers")
-        return {str(p): n for p, n in raw.items()}
-
-    chosen = {str(p): tuple(roles) for p, roles in data["chosen"].items()}
-    if any(role not in ROLES for roles in chosen.values() for role in roles):
-        raise BadEntry(f"roles must be among {ROLES}")
-    return RoundOutcome(
-        str(round_id),
-        {
-            str(p): AnswerOutcome(int(a["position"]), int(a["of"]), a["good_ratio"])
-            for p, a in data["answerers"].items()
-        },
-        {str(p): JudgeOutcome(j["agreement"]) for p, j in data["judges"].items()},
-        counts(data["missed"]),
-        counts(data["malformed"]),
-        chosen,
-    )
+def _question(bank: ChallengeBank, item: str) -> Item:
+    if item not in bank.items:
+        raise BadEntry(f"a challenge asked {item!r}, which is not in the bank of questions")
+    return bank.items[item]

@@ -34,11 +34,13 @@ from typing import Any
 
 from core.identity import Identity
 from core.storage import open_sqlite
-from reputation.apply import apply_challenge, apply_round
+from reputation.apply import apply_challenge, apply_round_evidence
 from reputation.book import ReputationBook
 from reputation.rules import Rules
+from routing.datasets import ChallengeBank, challenge_bank
+from routing.grading import GRADER_VERSION
 
-from .entry import GENESIS, BadEntry, EntryType, LedgerEntry, from_wire, make
+from .entry import GENESIS, BadEntry, EntryType, LedgerEntry, from_wire, grade_challenge, make
 
 log = logging.getLogger("swarm.ledger")
 
@@ -63,9 +65,20 @@ class Ledger:
         path: Path | None = None,
         rules: Rules = Rules(),
         *,
+        bank: ChallengeBank | None = None,
         clock: Callable[[], float] = time.time,
         max_skew_s: float = MAX_SKEW_S,
     ) -> None:
+        """`bank` is the challenge questions the rules name (by default, the open network's)."""
+        if rules.grader != GRADER_VERSION:
+            raise ValueError(
+                f"the rules grade challenges with grader {rules.grader}, this one is {GRADER_VERSION}"
+            )
+        self.bank = challenge_bank() if bank is None else bank
+        if self.bank.digest != rules.challenge_bank:
+            raise ValueError(
+                f"the rules name the challenge bank {rules.challenge_bank[:12]}, not {self.bank.digest[:12]}"
+            )
         self.rules = rules
         self.rules_digest = rules.digest()
         self.clock = clock
@@ -184,6 +197,8 @@ class Ledger:
             raise BadEntry(
                 f"entry {seq} of {gateway} was made under other reputation rules ({entry.rules[:12]})"
             )
+        if entry.type == "challenge":
+            grade_challenge(entry, self.bank)
         if entry.at > self.clock() + self.max_skew_s:
             raise BadEntry(f"entry {seq} of {gateway} is dated {entry.at - self.clock():.0f} s in the future")
         tip = self._tips.get(gateway)
@@ -230,9 +245,9 @@ class Ledger:
 
     def _apply(self, entry: LedgerEntry) -> None:
         if entry.type == "round":
-            apply_round(self._book, entry.gateway, entry.round_outcome(), self.rules, entry.at)
+            apply_round_evidence(self._book, entry.gateway, entry.round_evidence(), self.rules, entry.at)
         else:
-            apply_challenge(self._book, entry.challenge_outcome(), self.rules, entry.at)
+            apply_challenge(self._book, entry.challenge_outcome(self.bank), self.rules, entry.at)
         self._head = chain_head(self._head, entry.digest)
 
     def _refresh(self) -> None:
@@ -318,10 +333,13 @@ class _Transaction:
         self.db.execute("ROLLBACK" if kind else "COMMIT")
 
 
-def verify(wires: Iterable[Any], rules: Rules = Rules()) -> tuple[Ledger, list[str]]:
-    """Check a whole ledger from its entries as plain data: the ledger they make, and every failure (a
-    bad signature or piece of evidence, a broken or forked chain, an entry left without its predecessor)."""
-    ledger = Ledger(rules=rules, max_skew_s=float("inf"))
+def verify(
+    wires: Iterable[Any], rules: Rules = Rules(), bank: ChallengeBank | None = None
+) -> tuple[Ledger, list[str]]:
+    """Check a whole ledger from its entries as plain data, under `rules` and the challenge bank they name:
+    the ledger they make, and every failure (a bad signature or piece of evidence, a challenge question
+    not in the bank or graded otherwise, a broken or forked chain, an entry left without its predecessor)."""
+    ledger = Ledger(rules=rules, bank=bank, max_skew_s=float("inf"))
     failures = []
     for i, wire in enumerate(wires):
         try:

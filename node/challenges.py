@@ -1,12 +1,14 @@
-"""Proof of capability: this node asks peers calibration questions whose answers it can check.
+"""Proof of capability: this node asks peers questions whose answers every node can check.
 
 A peer with no say is challenged on every beat until it has earned one; a peer
 with a say now and then (`rate`), so that one which stops answering well
 loses it. A challenge question goes through the same commit and reveal as any
 round's question, with a fresh round id, so the peer cannot tell it from a
-user's. The answers are graded against the data set's answers, and the
-challenge (the peer's signed answers and the grades) becomes a ledger entry,
-where it counts only if this node has a say itself.
+user's. The questions come from the ledger's bank (`Ledger.bank`, which the
+reputation rules name), and the challenge becomes a ledger entry naming each
+question by its id beside the peer's signed answer and its grade: every node
+grades it again against its own copy of the bank, and it counts only if this
+node has a say itself.
 """
 
 from __future__ import annotations
@@ -16,14 +18,12 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import trio
 
 from core.records import GenerationRequest
 from routing.calibration import MAX_TOKENS
-from routing.datasets import LETTERS, DatasetError, Item, load, load_file, split
 from routing.grading import grade
 
 from .ledger import LedgerService
@@ -32,32 +32,13 @@ from .rounds import Answerer, RoundService
 
 log = logging.getLogger("swarm.challenges")
 
-# Free answers only: a blind guess at a four-option question is right one time in four, so a swarm of
-# guessing identities would earn a say by luck; nobody guesses a free answer.
-DEFAULT_DATASETS = ("civics",)
-
 
 @dataclass(frozen=True)
 class ChallengeConfig:
     interval_s: float = 60.0  # between beats; 0 turns challenging off
     rate: float = 0.1  # chance per beat that a peer with a say is challenged all the same
     questions: int = 2  # per challenge
-    datasets: tuple[str, ...] = DEFAULT_DATASETS
-    file: Path | None = None  # the operator's own questions, instead of the data sets
-    seed: int = 0  # of the calibration/held-out split: only calibration questions are asked
     max_tokens: dict[str, int] = field(default_factory=lambda: dict(MAX_TOKENS))
-
-
-def question_bank(config: ChallengeConfig) -> list[Item]:
-    """The questions challenges are drawn from: the operator's file, or the free-answer questions of the
-    data sets' calibration parts (not multiple choice, see DEFAULT_DATASETS, nor code: its grading
-    runs the peer's code, too slow and too exposed for every beat)."""
-    if config.file is not None:
-        return load_file(config.file)
-    items = [i for name in config.datasets for i in split(load(name), seed=config.seed)[0] if i.kind == "qa"]
-    if not items:
-        raise DatasetError(f"no free-answer questions in {', '.join(config.datasets)}")
-    return items
 
 
 class ChallengeService:
@@ -75,17 +56,11 @@ class ChallengeService:
         self.peers = peers
         self.config = config
         self.rng = rng or random.SystemRandom()
-        self._bank: list[Item] | None = None
         self._busy: set[str] = set()  # peers with a challenge in flight
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         if self.config.interval_s <= 0:
-            return
-        try:
-            self._bank = await trio.to_thread.run_sync(question_bank, self.config)
-        except DatasetError as exc:
-            log.error("not challenging peers: %s", exc)
             return
         async with trio.open_nursery() as nursery:
             while True:
@@ -117,29 +92,20 @@ class ChallengeService:
 
     async def challenge(self, peer_id: str, models: Sequence[str]) -> dict[str, Any]:
         """Ask one peer `questions` questions of one of its models, grade, and write the entry."""
-        if self._bank is None:
-            self._bank = await trio.to_thread.run_sync(question_bank, self.config)
+        bank = self.ledger.ledger.bank.items
         model = self.rng.choice(list(models))
-        items = self.rng.sample(self._bank, min(self.config.questions, len(self._bank)))
-        answers: list[dict[str, Any]] = [{} for _ in items]
+        keys = self.rng.sample(sorted(bank), min(self.config.questions, len(bank)))
+        answers: list[dict[str, Any]] = [{} for _ in keys]
 
-        async def ask(i: int, item: Item) -> None:
+        async def ask(i: int, key: str) -> None:
+            item = bank[key]
             tokens = self.config.max_tokens[item.kind]
             request = GenerationRequest(
                 model=model, messages=item.messages, max_tokens=tokens, temperature=0.0
             )
             revealed, _ = await self.rounds.collect(uuid.uuid4().hex, request, [Answerer(model, peer_id)])
-            answer: dict[str, Any] = {
-                "item": f"{item.dataset}/{item.id}",
-                # The question and what counts as right travel with the grade, so every node re-grades it.
-                "kind": item.kind,
-                "question": item.question,
-                "accepted": list(item.answers),
-                "chance": 1 / len(LETTERS) if item.kind == "mc" else 0.0,
-                "correct": False,
-                "commitment": None,
-                "reveal": None,
-            }
+            # The question by its id alone: every node grades the answer against its own copy of the bank.
+            answer: dict[str, Any] = {"item": key, "correct": False, "commitment": None, "reveal": None}
             if revealed:
                 r = revealed[0]
                 answer["correct"] = await trio.to_thread.run_sync(grade, item, r.text)
@@ -147,8 +113,8 @@ class ChallengeService:
             answers[i] = answer
 
         async with trio.open_nursery() as nursery:
-            for i, item in enumerate(items):
-                nursery.start_soon(ask, i, item)
+            for i, key in enumerate(keys):
+                nursery.start_soon(ask, i, key)
         record = {"challenge": uuid.uuid4().hex, "peer": peer_id, "model": model, "answers": answers}
         right = sum(a["correct"] for a in answers)
         log.info("challenged %s (%s): %d of %d right", peer_id, model, right, len(answers))

@@ -26,6 +26,8 @@ import trio
 from consensus import Ledger
 from core.identity import Identity, IdentityError
 from node.config import NodeConfig
+from reputation import Rules
+from routing.datasets import DatasetError, challenge_bank
 
 from .accel import AccelConfig, Accelerator
 from .api import NodeState, create_app
@@ -140,9 +142,15 @@ async def run_node(config: NodeConfig, on_loaded: Loaded = _ignore, on_bytes: Pr
             (config.data_dir / STATE_FILE).unlink(missing_ok=True)
 
 
-def _open_ledger(data_dir: Path) -> Ledger:
+def _open_ledger(data_dir: Path, challenge_file: Path | None) -> Ledger:
+    """The ledger under the open network's rules, or with the operator's own challenge questions under
+    rules naming them: the ledger of a cluster of one's own, which other networks' nodes refuse."""
     try:
-        return Ledger(data_dir / "ledger" / "ledger.db")
+        bank = challenge_bank(challenge_file)
+    except DatasetError as exc:
+        raise NodeStartError(f"no challenge questions: {exc}") from None
+    try:
+        return Ledger(data_dir / "ledger" / "ledger.db", Rules(challenge_bank=bank.digest), bank=bank)
     except (sqlite3.Error, OSError) as exc:
         raise NodeStartError(
             f"can't open the ledger in {data_dir / 'ledger'}: {exc} "
@@ -172,7 +180,9 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
     }
     router = Router(config.data_dir)
     ledger_service = (
-        LedgerService(identity, transport, _open_ledger(config.data_dir)) if config.ledger else None
+        LedgerService(identity, transport, _open_ledger(config.data_dir, config.challenge_file))
+        if config.ledger
+        else None
     )
     network = NetworkService(
         transport, hosted, announce_interval=config.announce_interval, router=router, ledger=ledger_service
@@ -216,7 +226,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         await nursery.start(watch.run)
         if ledger_service is not None:
             await nursery.start(ledger_service.run)
-            challenge = ChallengeConfig(interval_s=config.challenge_interval, file=config.challenge_file)
+            challenge = ChallengeConfig(interval_s=config.challenge_interval)
             await nursery.start(
                 ChallengeService(rounds, ledger_service, lambda: network.table, challenge).run
             )

@@ -20,9 +20,9 @@ from typing import Any
 
 import trio
 
-from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire, outcome_to_wire
+from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire
 from core.identity import Identity
-from reputation import Role, has_say, round_outcome
+from reputation import Role, has_say, judge_weight
 
 from .rounds import RoundResult
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
@@ -37,22 +37,14 @@ PULL_TIMEOUT_S = 60.0
 
 
 def round_record(result: RoundResult) -> dict[str, Any]:
-    """A round as the ledger keeps it: who was chosen, what they committed to and voted, the outcome."""
+    """A round as the ledger keeps it: what the candidates committed to and the judges signed, from
+    which every node computes the outcome, and what only this gateway can tell: who was chosen for
+    which role, and who missed a deadline or sent something malformed."""
     missed: dict[str, int] = {}
     malformed: dict[str, int] = {}
     for miss in result.misses:
         counts = malformed if miss.malformed else missed
         counts[miss.peer_id] = counts.get(miss.peer_id, 0) + 1
-    outcome = round_outcome(
-        result.round_id,
-        [c.peer_id for c in result.candidates],
-        result.ranking,
-        result.good,
-        result.votes,
-        missed=missed,
-        malformed=malformed,
-        chosen={peer: tuple(sorted(roles)) for peer, roles in result.chosen.items()},  # type: ignore[misc]
-    )
     return {
         "round": result.round_id,
         "mode": result.mode,
@@ -62,7 +54,11 @@ def round_record(result: RoundResult) -> dict[str, Any]:
         ],
         "ballots": [b.to_wire() for b in result.ballots],
         "winner": result.winner,
-        "outcome": outcome_to_wire(outcome),
+        "reported": {
+            "chosen": {peer: sorted(roles) for peer, roles in sorted(result.chosen.items())},
+            "missed": missed,
+            "malformed": malformed,
+        },
     }
 
 
@@ -93,9 +89,9 @@ class LedgerService:
         return has_say(self.ledger.book, peer_id, self.ledger.rules)
 
     def weight(self, peer_id: str) -> float:
-        """A judge's vote weight: its reputation (all equal while nobody has any)."""
-        book = self.ledger.book
-        return 1.0 if book.bootstrapping(self.ledger.rules) else book.score(peer_id)
+        """A judge's vote weight: its reputation (all equal while nobody has any), as every node weighs
+        it again when the round's entry is applied."""
+        return judge_weight(self.ledger.book, peer_id, self.ledger.rules)
 
     # ---- writing
 

@@ -260,7 +260,7 @@ class Watch:
             started = time.perf_counter()
             head = ledger.head
             wires = list(ledger.stored())  # the database is this thread's; the checking is not
-            checked, failures = await trio.to_thread.run_sync(verify, wires, ledger.rules)
+            checked, failures = await trio.to_thread.run_sync(verify, wires, ledger.rules, ledger.bank)
             if checked.head != head and not failures:
                 failures.append(f"this node holds head {head}, its entries on disk give {checked.head}")
             self.verified = {

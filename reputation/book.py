@@ -11,10 +11,15 @@ A peer the book has never credited has score 0 (not the prior) and so no say:
 `grant` is how a proof-of-capability step gives it its first reputation. Once
 known, a score decays toward the prior like any other, so even one slashed to 0
 slowly earns back a little say by staying out of trouble.
+
+Every loss is taken on some writer's word (the gateway of the round, the
+challenger of the challenge), and the book counts what each writer has taken
+from each peer, so that no writer takes more than its share (`allowance`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +54,8 @@ class ReputationBook:
         # Kept forever so a late duplicate settle is still a no-op; a persistence layer may prune old ids.
         self._closed: set[str] = set()
         self._as_of: float | None = None  # the time decay has been applied up to
+        # (writer, peer) -> the shares of the peer's score the writer's entries took, counted as of when
+        self._taken: dict[tuple[str, str], tuple[float, float]] = {}
 
     # Reading
 
@@ -79,6 +86,14 @@ class ReputationBook:
         free = self.free(peer)
         return free > 0 and free >= rules.min_free
 
+    def allowance(self, writer: str, peer: str, at: float, rules: Rules) -> float:
+        """How much more of the peer's score the entries of `writer` may take at time `at`: what leaves
+        the peer `1 - writer_loss_share` of the score the writer's counted takings began from."""
+        counted = self._taken_share(writer, peer, at, rules)
+        if counted >= rules.writer_loss_share:
+            return 0.0
+        return (rules.writer_loss_share - counted) / (1 - counted) * self.score(peer)
+
     def bootstrapping(self, rules: Rules) -> bool:
         """Whether no peer at all is eligible yet: the network's first moments, before anyone has proved
         anything, when the first challenges are accepted from anyone."""
@@ -97,6 +112,14 @@ class ReputationBook:
         new = min(max(score + delta, low), max(score, rules.ceiling))
         self._scores[peer] = new
         return new - score
+
+    def take(self, writer: str, peer: str, loss: float, at: float, rules: Rules) -> float:
+        """Take up to `loss` from a peer's score on `writer`'s word, no more than the writer's allowance
+        and as `adjust` bounds it; returns the change made (never positive)."""
+        score = self.score(peer)
+        change = self.adjust(peer, -min(loss, self.allowance(writer, peer, at, rules)), rules)
+        self._count_taken(writer, peer, -change, score, at, rules)
+        return change
 
     def grant(self, peer: str, amount: float, rules: Rules) -> float:
         """Credit a peer (proof of capability passed), up to the ceiling; returns its new score."""
@@ -131,11 +154,12 @@ class ReputationBook:
         self._closed.add(round_id)
         return True
 
-    def settle(self, outcome: RoundOutcome, rules: Rules, now: float) -> dict[str, float]:
+    def settle(self, outcome: RoundOutcome, rules: Rules, now: float, *, writer: str) -> dict[str, float]:
         """Decay to `now`, then release the round's stakes with their rewards and losses, and close it.
         Returns every staked peer's change of score; {} if the round was already closed. Peers in the
         outcome without a stake in the round are not touched, and a staked peer the outcome says
-        nothing about gets its stake back unchanged."""
+        nothing about gets its stake back unchanged. A loss is also bounded by what `writer`, the
+        round's gateway, may still take from the peer."""
         if outcome.round_id in self._closed:
             return {}
         self.decay(now, rules)
@@ -147,12 +171,14 @@ class ReputationBook:
             gain = -rules.fault_multiple(outcome.missed.get(peer, 0), outcome.malformed.get(peer, 0)) * staked
             for s in mine:
                 gain += s.amount * self._multiple(s.role, peer, outcome, rules)
-            gain = max(gain, -staked)  # a stake is the most a round can cost
+            # A stake is the most a round can cost, and the gateway's allowance the most it can take.
+            gain = max(gain, -staked, -self.allowance(writer, peer, now, rules))
             score = self.score(peer)
             # Never below the floor (nor pushed up to it), never above the ceiling (nor pulled down to it).
             new = min(max(score + gain, min(score, rules.floor)), max(score, rules.ceiling))
             deltas[peer] = new - score
         for peer, delta in deltas.items():
+            self._count_taken(writer, peer, -delta, self._scores[peer], now, rules)
             self._scores[peer] += delta
         self._release(outcome.round_id)
         self._closed.add(outcome.round_id)
@@ -177,6 +203,22 @@ class ReputationBook:
         judge = outcome.judges.get(peer)
         return 0.0 if judge is None else rules.judge_multiple(judge.agreement)
 
+    def _taken_share(self, writer: str, peer: str, at: float, rules: Rules) -> float:
+        """The share of the peer's score the writer's entries have taken, as it still counts at `at`."""
+        taken, since = self._taken.get((writer, peer), (0.0, at))
+        return rules.writer_loss_counted(taken, at - since)
+
+    def _count_taken(
+        self, writer: str, peer: str, loss: float, score: float, at: float, rules: Rules
+    ) -> None:
+        """Count `loss`, taken from a peer whose score was `score`, against `writer`'s allowance: the
+        share taken grows as 1 - (what is left of the score) / (where the takings began)."""
+        if loss <= 0 or score <= 0:
+            return
+        counted = self._taken_share(writer, peer, at, rules)
+        since = self._taken.get((writer, peer), (0.0, at))[1]
+        self._taken[(writer, peer)] = (counted + (1 - counted) * loss / score, max(at, since))
+
     def _release(self, round_id: str) -> None:
         for key in [k for k in self._stakes if k[0] == round_id]:
             del self._stakes[key]
@@ -193,6 +235,10 @@ class ReputationBook:
                 for s in sorted(self._stakes.values(), key=lambda s: (s.round_id, s.peer, s.role))
             ],
             "closed": sorted(self._closed),
+            "taken": [
+                {"writer": writer, "peer": peer, "share": share, "as_of": as_of}
+                for (writer, peer), (share, as_of) in sorted(self._taken.items())
+            ],
         }
 
     @classmethod
@@ -215,6 +261,11 @@ class ReputationBook:
                 raise ValueError(f"{peer}: score {score} with {book.locked(peer)} locked")
         if any(s.peer not in book._scores for s in book._stakes.values()):
             raise ValueError("a stake of a peer without a score")
+        for raw in data["taken"]:
+            share, as_of = float(raw["share"]), float(raw["as_of"])
+            if not (math.isfinite(share) and share >= 0 and math.isfinite(as_of)):
+                raise ValueError(f"bad loss count in snapshot: {raw}")
+            book._taken[(str(raw["writer"]), str(raw["peer"]))] = (share, as_of)
         return book
 
     def __eq__(self, other: object) -> bool:

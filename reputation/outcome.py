@@ -1,16 +1,19 @@
 """What a round's outcome says about each participant, in the terms the reputation rules use.
 
-Independent of node/: the round driver fills it from its RoundResult, and the
-book needs nothing else to settle the round.
+Independent of node/. The book settles a round from its `RoundOutcome`; the
+ledger computes that outcome from the round's evidence (`RoundEvidence`: who
+wrote each candidate, the judges' votes and verdicts, what the gateway
+reports), with the same functions the gateway ranks the round with, so a
+gateway's word on placings and agreement counts for nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ranking.bradley_terry import TIE_DIGITS, Ranking, Vote
+from ranking.bradley_terry import TIE_DIGITS, Ranking, Vote, fit
 from reputation.rules import ROLES, Role
 
 
@@ -78,6 +81,54 @@ class RoundOutcome:
 
     def peers(self) -> set[str]:
         return {*self.answerers, *self.judges, *self.missed, *self.malformed, *self.chosen}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judge's GOOD (or BAD) check of candidate `cid`."""
+
+    judge: str
+    cid: int
+    good: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RoundEvidence:
+    """What a round's entry shows: the author of each candidate (`authors[cid]`, as its signed commitment
+    says), the judges' votes and verdicts (as their signed ballots say), and what only the gateway's word
+    stands for: who missed a deadline or sent something malformed, and who was chosen for which role."""
+
+    round_id: str
+    authors: tuple[str, ...]
+    votes: tuple[Vote, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    missed: Mapping[str, int] = field(default_factory=dict)
+    malformed: Mapping[str, int] = field(default_factory=dict)
+    chosen: Mapping[str, tuple[Role, ...]] = field(default_factory=dict)
+
+    def outcome(self, weight: Callable[[str], float]) -> RoundOutcome:
+        """The outcome as the gateway computes it, from this evidence alone: the votes fitted as the
+        gateway fits them (`ranking.aggregate.decide`), each judge weighing `weight(judge)`; a judge that
+        weighs 0 (one with no say) counts for nothing, its checks included."""
+        judges = {v.judge for v in self.votes} | {v.judge for v in self.verdicts}
+        weights = {judge: w for judge in sorted(judges) if (w := weight(judge)) > 0}
+        votes = [v for v in self.votes if v.judge in weights]
+        ranking = fit(len(self.authors), votes, {v.judge: weights[v.judge] for v in votes}) if votes else None
+        good: dict[int, tuple[int, int]] = {}
+        for v in self.verdicts:
+            if v.judge in weights:
+                yes, total = good.get(v.cid, (0, 0))
+                good[v.cid] = (yes + v.good, total + 1)
+        return round_outcome(
+            self.round_id,
+            self.authors,
+            ranking,
+            good,
+            votes,
+            missed=self.missed,
+            malformed=self.malformed,
+            chosen=self.chosen,
+        )
 
 
 @dataclass(frozen=True, slots=True)

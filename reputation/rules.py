@@ -40,11 +40,26 @@ nothing to lose can guess its way in one time in four: challenges ask free
 answers (node.challenges), which nobody guesses. Challenge results move the
 score directly (no stake), within the floor and ceiling. They count only when
 the challenger is itself eligible, or while no peer at all is (the network's
-bootstrap), and never on oneself.
+bootstrap), and never on oneself. The questions come from a bank every node
+holds (`challenge_bank`, its digest) and are graded by one version of the
+grader (`grader`): both are part of the rules, so that every node grades a
+challenge answer alike, and a node with another bank or grader is on another
+network rather than quietly refusing this one's entries.
 
 Who counts. A round settles only if its gateway was eligible to answer when
 the round was applied (or during bootstrap): an identity with no say can't
 write rounds that move others' scores.
+
+What one writer can take. A round's outcome is recomputed from its evidence
+(the judges' signed ballots), but the writer of an entry still chooses what to
+write: it can invent rounds with judges of its choosing, report faults nobody
+can disprove (a missed deadline), ask a challenge question over and over and
+publish only the wrong answers. So every loss an entry inflicts counts against
+its writer (the round's gateway, the challenge's challenger): the entries of one
+writer can take at most `writer_loss_share` of a peer's score, and what they
+took counts half as much every `writer_loss_half_life_s`. A peer under attack
+by one writer keeps nine tenths of its score, and its say with it; gains are
+not bounded (see the README's security section).
 
 Decay. As time passes every known score moves toward `prior`, half the way in
 every `half_life_s` seconds, so old merit and old faults both fade. A score never
@@ -56,6 +71,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
@@ -94,16 +110,32 @@ class Rules:
     # eligible. A wrong one also costs this share of the peer's score.
     challenge_credit: float = 2.0
     challenge_penalty: float = 0.1
+    # The most the entries of one writer can take from one peer, as a share of its score, and how fast
+    # that recovers: a day, long next to rounds (a writer can't refill it by writing faster) and short
+    # next to the week of decay (a peer with real faults still loses its score within days).
+    writer_loss_share: float = 0.1
+    writer_loss_half_life_s: float = 24 * 3600.0
+    # What challenges are graded with: routing.grading.GRADER_VERSION, and the digest of the bank of
+    # questions (routing.datasets.challenge_bank(): the civics calibration part's free answers). The
+    # ledger refuses to run with a grader or a bank these don't name.
+    grader: int = 1
+    challenge_bank: str = "abc68a2a17a629d01c452d5422e5b886d2c40b2eb9446b346444967829b2444e"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if not math.isfinite(value) or value < 0:
+            if f.type == "float" and not (math.isfinite(value) and value >= 0):  # annotations are strings
                 raise ValueError(f"{f.name} must be finite and non-negative, got {value}")
+        if not isinstance(self.grader, int) or self.grader < 1:
+            raise ValueError(f"grader must be a version number, got {self.grader!r}")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.challenge_bank):
+            raise ValueError(f"challenge_bank must be a digest, got {self.challenge_bank!r}")
         if not self.floor <= self.prior <= self.ceiling or self.floor == self.ceiling:
             raise ValueError("need floor <= prior <= ceiling and floor < ceiling")
-        if self.half_life_s == 0:
-            raise ValueError("half_life_s must be positive")
+        if self.half_life_s == 0 or self.writer_loss_half_life_s == 0:
+            raise ValueError("half-lives must be positive")
+        if not 0 < self.writer_loss_share <= 1:
+            raise ValueError("writer_loss_share must lie in (0, 1]")
         if not (0 < self.answer_stake <= 1 and 0 < self.judge_stake <= 1):
             raise ValueError("stake fractions must lie in (0, 1]")
 
@@ -118,6 +150,11 @@ class Rules:
         if role == "judge":
             return self.judge_stake
         raise ValueError(f"role must be answer or judge, got {role!r}")
+
+    def writer_loss_counted(self, taken: float, elapsed_s: float) -> float:
+        """What a writer's takings from a peer (`taken`, in shares of the peer's score at the time) still
+        count against it `elapsed_s` seconds later."""
+        return taken * 0.5 ** (max(0.0, elapsed_s) / self.writer_loss_half_life_s)
 
     def decayed(self, score: float, elapsed_s: float) -> float:
         """The score after elapsed_s seconds of decay toward the prior (none for elapsed_s <= 0)."""

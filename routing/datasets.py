@@ -14,11 +14,12 @@ import hashlib
 import importlib.util
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from core.envelope import canonical
 from core.records import Message
 
 Kind = Literal["qa", "mc", "code"]
@@ -193,6 +194,41 @@ def split(items: Iterable[Item], *, seed: int = 0, held_out: float = 0.3) -> tup
         digest = hashlib.sha256(f"{seed}\0{item.dataset}\0{item.id}".encode()).digest()
         (rest if int.from_bytes(digest[:8]) / 2**64 < held_out else calibration).append(item)
     return calibration, rest
+
+
+@dataclass(frozen=True)
+class ChallengeBank:
+    """The questions proof-of-capability challenges ask, which every node of a network holds alike: an
+    entry names each question by its id (`dataset/id`) and every node grades the answer against its
+    own copy, so no challenger writes the question or what counts as right. `digest` names the bank in
+    the reputation rules (Rules.challenge_bank): nodes holding another bank are another network."""
+
+    items: Mapping[str, Item]
+    digest: str
+
+    @classmethod
+    def of(cls, items: Iterable[Item]) -> ChallengeBank:
+        """A bank of short-answer and multiple-choice questions (code is too slow and too exposed to
+        run on every challenge)."""
+        by_id: dict[str, Item] = {}
+        for item in items:
+            key = f"{item.dataset}/{item.id}"
+            if item.kind == "code" or key in by_id:
+                raise DatasetError(f"{key} can't be a challenge question: code, or listed twice")
+            by_id[key] = item
+        if not by_id:
+            raise DatasetError("a challenge bank needs questions")
+        graded = [[key, i.kind, i.question, list(i.answers)] for key, i in sorted(by_id.items())]
+        return cls(by_id, hashlib.sha256(canonical(graded)).hexdigest())
+
+
+def challenge_bank(file: Path | None = None) -> ChallengeBank:
+    """The open network's bank, the free-answer questions of the civics calibration part (free answers,
+    since a blind guess at four options is right one time in four); or, for a cluster of one's own, the
+    operator's file (`load_file`)."""
+    if file is not None:
+        return ChallengeBank.of(load_file(file))
+    return ChallengeBank.of(item for item in split(load("civics"))[0] if item.kind == "qa")
 
 
 def _multiple_choice(dataset: str, text: str, letter: str) -> Item:

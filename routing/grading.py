@@ -29,6 +29,11 @@ from routing import grading_harness
 from routing.datasets import Item
 from routing.sandbox import python_command
 
+# The version of what `grade` accepts, which the reputation rules name (Rules.grader): nodes that grade a
+# challenge answer differently can't agree on the ledger, so any change here that could grade some short
+# answer or option letter otherwise bumps it, and the rules' default with it, deliberately: the nodes on
+# the new version are a network of their own rather than a silent split of the old one.
+GRADER_VERSION = 1
 MEMORY_LIMIT = 1 << 30
 FILE_LIMIT = 1 << 20
 HARNESS = "/sandbox/harness.py"

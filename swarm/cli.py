@@ -122,7 +122,8 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
     start.add_argument(
         "--challenge-file",
         type=Path,
-        help="challenge questions of your own, JSON Lines (default: the calibration data sets)",
+        help="challenge questions of your own, JSON Lines, for a cluster you trust: the reputation rules "
+        "name them, so the nodes that share the file form a network of their own (default: the civics bank)",
     )
 
 
@@ -242,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--json", action="store_true", help="machine-readable, with the head digest")
     ledger.add_argument("--limit", type=int, default=10, help="latest entries to show (default 10)")
+    ledger.add_argument(
+        "--challenge-file",
+        type=Path,
+        help="verify: the challenge questions of the node's own, if it was started with some "
+        "(default: the civics bank)",
+    )
     _add_client_options(ledger)
 
     testnet = commands.add_parser("testnet", help="a local multi-node network on this machine")
@@ -429,7 +436,7 @@ def _profile(args: argparse.Namespace) -> int:
 def _ledger(args: argparse.Namespace) -> int:
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         if args.action == "verify":
-            return _verify_ledger(client.ledger_entries(), client.ledger(limit=0))
+            return _verify_ledger(client.ledger_entries(), client.ledger(limit=0), args.challenge_file)
         summary = client.ledger(limit=args.limit)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -456,12 +463,21 @@ def _ledger(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify_ledger(entries: list[dict[str, Any]], summary: dict[str, Any]) -> int:
-    """Check every entry here, not trusting the node: its signatures, evidence and chain links, then
-    whether the head the node reports is what the entries give."""
+def _verify_ledger(
+    entries: list[dict[str, Any]], summary: dict[str, Any], challenge_file: Path | None
+) -> int:
+    """Check every entry here, not trusting the node: its signatures, evidence, challenge grades and chain
+    links, then whether the head the node reports is what the entries give."""
     from consensus import verify as verify_ledger
+    from reputation import Rules
+    from routing.datasets import DatasetError, challenge_bank
 
-    ledger, failures = verify_ledger(entries)
+    try:
+        bank = challenge_bank(challenge_file)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ledger, failures = verify_ledger(entries, Rules(challenge_bank=bank.digest), bank)
     if ledger.head != summary["head"] and not failures:
         failures.append(f"the node reports head {summary['head']}, its entries give {ledger.head}")
     for failure in failures:

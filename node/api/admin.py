@@ -175,14 +175,14 @@ def _entry_summary(entry: LedgerEntry) -> RoundEntrySummary | ChallengeEntrySumm
     r = entry.record
     signed = {"gateway": entry.gateway, "seq": entry.seq, "at": entry.at, "digest": entry.digest}
     if entry.type == "round":
-        outcome = entry.round_outcome()
+        reported = r["reported"]
         return RoundEntrySummary(
             **signed,
             round=r["round"],
             candidates=len(r["candidates"]),
             judges=len(r["ballots"]),
             winner=None if r["winner"] is None else r["candidates"][r["winner"]]["peer"],
-            missed=sum(outcome.missed.values()) + sum(outcome.malformed.values()),
+            missed=sum(reported["missed"].values()) + sum(reported["malformed"].values()),
         )
     return ChallengeEntrySummary(
         **signed,

@@ -31,10 +31,12 @@ from node.ports import free_port
 from node.rounds import RoundService
 from node.transport import Transport
 from reputation import Rules
+from routing.datasets import challenge_bank
 from testnet.testnet import Testnet
 
 SMOLLM, GEMMA, QWEN = "smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"
 EASY = Path(__file__).parents[1] / "support" / "challenges.jsonl"
+RULES = Rules(challenge_bank=challenge_bank(EASY).digest)  # the testnet's, whose nodes ask EASY's questions
 QUESTION = "What is the capital of Italy? Answer in one word."
 
 
@@ -107,8 +109,10 @@ def test_rounds_are_staked_and_recorded_identically_on_every_node(net: Testnet) 
         assert report.judges and all(w > 0 for w in report.judges.values())
     assert reputations(views[0]) == reputations(views[1]) == reputations(views[2])
     for node in net.nodes:
+        # The testnet's own bank, which its rules name.
+        command = ["ledger", "verify", "--node", node.url, "--challenge-file", str(EASY)]
         verify = subprocess.run(
-            [sys.executable, "-m", "swarm", "ledger", "verify", "--node", node.url],
+            [sys.executable, "-m", "swarm", *command],
             capture_output=True,
             text=True,
             timeout=120,
@@ -170,7 +174,7 @@ async def test_a_sybil_gains_no_say_and_forged_entries_are_rejected(net: Testnet
         time.time(),
         "challenge",
         {"challenge": "vouch", "peer": friend.peer_id, "model": "m", "answers": []},
-        Rules().digest(),
+        RULES.digest(),
     )
     rejected_before = ledger(url)["rejected"]
     model = ModelInfo("know-nothing", "fake", "none", 1024, True, "cpu")

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-from consensus import GENESIS, Added, BadEntry, Ledger, from_wire, make, outcome_to_wire, verify
+from consensus import GENESIS, Added, BadEntry, Ledger, from_wire, make, verify
 from core.identity import Identity
 from core.statements import commitment_digest, sign
-from ranking.bradley_terry import Vote, fit
-from reputation import Rules, round_outcome
+from reputation import Rules
+from routing.datasets import challenge_bank
 
 RULES = Rules().digest()
+BANK = list(challenge_bank().items.values())
 
 
 def identity() -> Identity:
@@ -40,21 +41,13 @@ def answer(peer: Identity, round_id: str, model: str, text: str) -> tuple[dict[s
 
 
 def challenge_record(peer: Identity, right: int, wrong: int, cid: str = "") -> dict[str, Any]:
+    """A challenge of `peer` on questions of the bank, `right` of them answered right."""
     cid = cid or f"challenge-{random.random()}"
     answers = []
-    for i in range(right + wrong):
-        commitment, reveal = answer(peer, f"{cid}-{i}", "m", "Washington" if i < right else "?")
+    for i, item in enumerate(BANK[: right + wrong]):
+        commitment, reveal = answer(peer, f"{cid}-{i}", "m", item.answers[0] if i < right else "?")
         answers.append(
-            {
-                "item": f"civics/{i}",
-                "kind": "qa",
-                "question": "Who was the first President?",
-                "accepted": ["George Washington", "Washington"],
-                "correct": i < right,
-                "chance": 0.0,
-                "commitment": commitment,
-                "reveal": reveal,
-            }
+            {"item": f"civics/{item.id}", "correct": i < right, "commitment": commitment, "reveal": reveal}
         )
     return {"challenge": cid, "peer": peer.peer_id, "model": "m", "answers": answers}
 
@@ -68,22 +61,13 @@ def round_record(round_id: str, prefer_alice: bool = True) -> dict[str, Any]:
     ballot = sign(
         JUDGE, "ballot", {"round": round_id, "votes": [vote], "verdicts": {"0": "GOOD", "1": "BAD"}}
     )
-    votes = [Vote.from_preference(JUDGE.peer_id, 0, 1, vote[2])]
-    ranking = fit(2, votes)
-    outcome = round_outcome(
-        round_id,
-        [ALICE.peer_id, BOB.peer_id],
-        ranking,
-        {0: (1, 1), 1: (0, 1)},
-        votes,
-        chosen={JUDGE.peer_id: ("judge",)},
-    )
     return {
         "round": round_id,
+        "mode": "consensus",
         "candidates": candidates,
         "ballots": [ballot.to_wire()],
-        "winner": ranking.order[0],
-        "outcome": outcome_to_wire(outcome),
+        "winner": 0 if prefer_alice else 1,
+        "reported": {"chosen": {}, "missed": {}, "malformed": {}},
     }
 
 
@@ -156,7 +140,7 @@ def test_a_forged_entry_is_rejected() -> None:
 def test_a_tampered_entry_or_ballot_is_rejected() -> None:
     entry = make(GATEWAY, 0, GENESIS, time.time(), "round", round_record("r1"), RULES).to_wire()
     tampered = copy.deepcopy(entry)
-    tampered["body"]["record"]["outcome"]["answerers"][BOB.peer_id]["position"] = 0
+    tampered["body"]["record"]["reported"]["missed"] = {BOB.peer_id: 1}
     with pytest.raises(BadEntry, match="signature"):
         from_wire(tampered)
     # A gateway re-signing an entry with a changed vote: the judge's own signature gives it away.
@@ -179,14 +163,14 @@ def test_an_entry_made_under_other_rules_is_rejected() -> None:
         Ledger().add(entry)
 
 
-def test_a_challenge_graded_against_its_answers_is_rejected() -> None:
+def test_a_challenge_graded_against_the_bank_otherwise_is_rejected() -> None:
     passed_wrong = challenge_record(ALICE, 0, 1)
     passed_wrong["answers"][0]["correct"] = True  # a friend vouching for a wrong answer
     failed_right = challenge_record(ALICE, 1, 0)
     failed_right["answers"][0]["correct"] = False  # a rival failing a right one
     for record, verdict in ((passed_wrong, "graded right"), (failed_right, "graded wrong")):
         with pytest.raises(BadEntry, match=verdict):
-            make(GATEWAY, 0, GENESIS, time.time(), "challenge", record, RULES)
+            Ledger().add(make(GATEWAY, 0, GENESIS, time.time(), "challenge", record, RULES))
 
 
 def test_reordered_forked_and_time_travelling_entries_are_rejected() -> None:
@@ -254,8 +238,12 @@ def test_a_peer_that_fails_challenges_later_loses_eligibility() -> None:
     ledger = Ledger()
     established(ledger)
     assert ledger.book.eligible(BOB.peer_id, "answer", ledger.rules)
-    for _ in range(4):
-        ledger.append(GATEWAY, "challenge", challenge_record(BOB, 0, 5))
+    challengers = [identity() for _ in range(20)]
+    for challenger in challengers:
+        ledger.append(GATEWAY, "challenge", challenge_record(challenger, 3, 0))
+    # Each challenger may take a tenth of Bob's score: failing many of them is what costs it its say.
+    for challenger in challengers:
+        ledger.append(challenger, "challenge", challenge_record(BOB, 0, 5))
     assert not ledger.book.eligible(BOB.peer_id, "answer", ledger.rules)
 
 

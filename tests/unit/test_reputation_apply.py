@@ -132,16 +132,36 @@ def test_challenge_answers_count_one_after_another_by_hand() -> None:
 
 
 def test_a_peer_that_keeps_failing_loses_its_eligibility() -> None:
-    book = book_with(a=10.0, b=10.0)
+    book = book_with(a=10.0, c=10.0, d=10.0, b=10.0)
     scores = [book.score("b")]
-    for k in range(3):
-        apply_challenge(book, challenge(f"c{k}", "a", "b", False, False, False), RULES, 0.0)
+    for k, challenger in enumerate("acd"):  # no one writer may take more than a share of b
+        apply_challenge(book, challenge(f"c{k}", challenger, "b", False, False, False), RULES, 0.0)
         scores.append(book.score("b"))
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
     # Each wrong answer maps s to 0.9 s - 0.5, so s_n = 0.9^n (s_0 + 5) - 5.
     assert scores[2] == pytest.approx(0.9**6 * 15 - 5) and scores[2] > RULES.min_free
     assert scores[3] == pytest.approx(0.9**9 * 15 - 5) and scores[3] < RULES.min_free
     assert not book.eligible("b", "answer", RULES) and not has_say(book, "b", RULES)
+
+
+def test_one_challenger_takes_at_most_its_share_of_a_peer() -> None:
+    rules = Rules()
+    book = ReputationBook()
+    for peer in ("a", "c", "b"):
+        book.grant(peer, 10.0, rules)
+    book.decay(0.0, rules)
+    # Ten wrong answers would cost b 65% of its score; one challenger may take 10% of it.
+    wrong = (False,) * 10
+    assert apply_challenge(book, challenge("c1", "a", "b", *wrong, chance=0.0), rules, 0.0) == pytest.approx(
+        -1.0
+    )
+    assert apply_challenge(book, challenge("c2", "a", "b", *wrong, chance=0.0), rules, 0.0) == 0.0
+    assert apply_challenge(book, challenge("c3", "c", "b", *wrong, chance=0.0), rules, 0.0) == pytest.approx(
+        -0.9
+    )
+    assert apply_challenge(book, challenge("c4", "a", "b", True, chance=0.0), rules, 0.0) == pytest.approx(
+        2.0
+    )
 
 
 # apply_round

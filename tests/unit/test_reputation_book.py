@@ -62,7 +62,7 @@ def test_settlement_by_hand() -> None:
         missed={"d": 1, "f": 2},  # d: -1/2 stake
         malformed={"e": 3},
     )
-    deltas = book.settle(outcome, RULES, now=0.0)
+    deltas = book.settle(outcome, RULES, now=0.0, writer="w")
     expected = {"a": 5.0, "b": 0.25, "c": -1.0, "d": -0.25, "e": -0.75, "f": -1.0, "g": 0.0}
     assert deltas == pytest.approx(expected)
     assert book.score("a") == pytest.approx(55.0) and book.score("f") == pytest.approx(9.0)
@@ -78,20 +78,22 @@ def test_one_peer_answering_and_judging_stakes_both() -> None:
     assert book.locked("p") == pytest.approx(14.5)
     outcome = RoundOutcome("r", {"p": AnswerOutcome(0, 3, 1.0)}, {"p": JudgeOutcome(0.0)}, missed={"p": 1})
     # +1 * 10 - 1/2 * 4.5 - 1/2 * 14.5 = 0.5; capped at the ceiling of 100.
-    assert book.settle(outcome, RULES, 0.0) == {"p": 0.0}
+    assert book.settle(outcome, RULES, 0.0, writer="w") == {"p": 0.0}
     book2 = book_with(p=50.0)
     book2.lock("r", "p", "answer", RULES)
     book2.lock("r", "p", "judge", RULES)
     # stakes 5 and 2.25: +5 - 1.125 - 0.5 * 7.25 = 0.25
-    assert book2.settle(outcome, RULES, 0.0) == pytest.approx({"p": 0.25})
+    assert book2.settle(outcome, RULES, 0.0, writer="w") == pytest.approx({"p": 0.25})
 
 
 def test_a_loss_never_goes_below_the_floor() -> None:
-    rules = Rules(floor=5.0, answer_stake=1.0)
+    rules = Rules(floor=5.0, answer_stake=1.0, writer_loss_share=1.0)
     book = ReputationBook()
     book.grant("p", 8.0, rules)
     assert book.lock("r", "p", "answer", rules).amount == 8.0
-    assert book.settle(RoundOutcome("r", {"p": AnswerOutcome(1, 2, 0.0)}), rules, 0.0) == {"p": -3.0}
+    assert book.settle(RoundOutcome("r", {"p": AnswerOutcome(1, 2, 0.0)}), rules, 0.0, writer="w") == {
+        "p": -3.0
+    }
     assert book.score("p") == 5.0
 
 
@@ -119,9 +121,9 @@ def test_settling_or_aborting_twice_does_nothing_the_second_time() -> None:
     book = book_with(p=20.0, q=20.0)
     book.lock("r", "p", "answer", RULES)
     outcome = RoundOutcome("r", {"p": AnswerOutcome(0, 2, 1.0)})
-    assert book.settle(outcome, RULES, 0.0) == pytest.approx({"p": 2.0})
+    assert book.settle(outcome, RULES, 0.0, writer="w") == pytest.approx({"p": 2.0})
     before = book.snapshot()
-    assert book.settle(outcome, RULES, WEEK) == {}  # a replay, even later, changes nothing at all
+    assert book.settle(outcome, RULES, WEEK, writer="w") == {}  # a replay, even later, changes nothing at all
     assert book.snapshot() == before and book.score("p") == pytest.approx(22.0)
     assert not book.abort("r")  # settled is closed
     with pytest.raises(RoundClosed):
@@ -129,7 +131,7 @@ def test_settling_or_aborting_twice_does_nothing_the_second_time() -> None:
     book.lock("s", "q", "judge", RULES)
     assert book.abort("s") and book.score("q") == 20.0 and book.locked("q") == 0.0
     assert not book.abort("s")
-    assert book.settle(RoundOutcome("s", judges={"q": JudgeOutcome(1.0)}), RULES, 0.0) == {}
+    assert book.settle(RoundOutcome("s", judges={"q": JudgeOutcome(1.0)}), RULES, 0.0, writer="w") == {}
     assert book.score("q") == 20.0
 
 
@@ -155,7 +157,9 @@ def test_decay_never_uncovers_a_stake() -> None:
 def test_settle_decays_to_now_first() -> None:
     book = book_with(p=30.0)
     book.lock("r", "p", "answer", RULES)  # stake 3
-    assert book.settle(RoundOutcome("r", {"p": AnswerOutcome(0, 1)}), RULES, now=WEEK) == {"p": 0.0}
+    assert book.settle(RoundOutcome("r", {"p": AnswerOutcome(0, 1)}), RULES, now=WEEK, writer="w") == {
+        "p": 0.0
+    }
     assert book.score("p") == pytest.approx(20.0)
 
 
@@ -164,14 +168,43 @@ def test_snapshot_round_trip() -> None:
     book.lock("r1", "a", "answer", RULES)
     book.lock("r1", "b", "judge", RULES)
     book.lock("r2", "a", "judge", RULES)
-    book.settle(RoundOutcome("r0"), RULES, 100.0)
+    book.settle(RoundOutcome("r0"), RULES, 100.0, writer="w")
     data = json.loads(json.dumps(book.snapshot()))
     restored = ReputationBook.from_snapshot(data)
     assert restored == book and restored.snapshot() == book.snapshot()
     assert restored.is_closed("r0") and restored.open_rounds() == {"r1", "r2"}
     outcome = RoundOutcome("r1", {"a": AnswerOutcome(0, 2, 1.0)}, {"b": JudgeOutcome(0.0)})
-    assert restored.settle(outcome, RULES, 200.0) == book.settle(outcome, RULES, 200.0)
+    assert restored.settle(outcome, RULES, 200.0, writer="w") == book.settle(
+        outcome, RULES, 200.0, writer="w"
+    )
     assert restored == book
+
+
+def test_one_writer_takes_at_most_its_share_of_a_peer_and_half_of_it_comes_back_a_day_later() -> None:
+    rules = Rules(half_life_s=1e15)  # decay aside
+    day = rules.writer_loss_half_life_s
+    book = ReputationBook()
+    book.grant("p", 20.0, rules)
+    book.decay(0.0, rules)
+
+    def faulty(round_id: str, writer: str, at: float) -> float:
+        """A round that costs p its whole stake, 10% of its free reputation, as `writer` tells it."""
+        book.lock(round_id, "p", "answer", rules)
+        return book.settle(RoundOutcome(round_id, malformed={"p": 1}), rules, at, writer=writer).get("p", 0.0)
+
+    assert book.allowance("w", "p", 0.0, rules) == pytest.approx(2.0)
+    assert faulty("r1", "w", 0.0) == pytest.approx(-2.0)  # the stake, 10% of 20: all w may take
+    assert faulty("r2", "w", 0.0) == 0.0 and book.allowance("w", "p", 0.0, rules) == 0.0
+    assert faulty("r3", "v", 0.0) == pytest.approx(-1.8)  # another writer has a share of its own
+    # A day later w's takings count half (5%): it may take p down to 90% of what the 5% began from, which
+    # is 16.2 / 0.95, so 16.2 * (1 - 0.9 / 0.95).
+    restored = ReputationBook.from_snapshot(json.loads(json.dumps(book.snapshot())))
+    left = 16.2 * (1 - 0.9 / 0.95)
+    assert restored == book and restored.allowance("w", "p", day, rules) == pytest.approx(left)
+    assert faulty("r4", "w", day) == pytest.approx(-left)
+    # A gain is never bounded.
+    book.lock("r5", "p", "answer", rules)
+    assert book.settle(RoundOutcome("r5", {"p": AnswerOutcome(0, 2, 1.0)}), rules, day, writer="w")["p"] > 0
 
 
 def test_a_broken_snapshot_is_refused() -> None:
@@ -216,7 +249,14 @@ def check_bounds(book: ReputationBook, rules: Rules) -> None:
         assert 0.0 <= locked <= score * (1 + SLACK)
 
 
-@pytest.mark.parametrize("rules", [RULES, Rules(answer_stake=1.0, judge_stake=0.9, half_life_s=50.0)])
+@pytest.mark.parametrize(
+    "rules",
+    [
+        RULES,
+        Rules(answer_stake=1.0, judge_stake=0.9, half_life_s=50.0),
+        Rules(writer_loss_share=0.1, writer_loss_half_life_s=300.0),
+    ],
+)
 def test_bounds_hold_over_many_random_rounds(rules: Rules) -> None:
     rng = random.Random(20240601)
     peers = [f"p{i}" for i in range(12)]
@@ -250,10 +290,13 @@ def test_bounds_hold_over_many_random_rounds(rules: Rules) -> None:
             assert book.abort(closing)
             assert {p: book.score(p) for p in peers} == before
         else:
-            deltas = book.settle(random_outcome(rng, closing, staked), rules, now)
-            for peer, delta in deltas.items():  # a round costs at most the stake
+            writer = rng.choice(peers)
+            book.decay(now, rules)  # as settle does first, so the allowances are the ones it sees
+            allowed = {p: book.allowance(writer, p, now, rules) for p in peers}
+            deltas = book.settle(random_outcome(rng, closing, staked), rules, now, writer=writer)
+            for peer, delta in deltas.items():  # a round costs at most the stake, and the writer's allowance
                 lost = sum(a for (p, _), a in stakes.items() if p == peer)
-                assert delta >= -lost * (1 + SLACK) - 1e-12
+                assert delta >= -min(lost, allowed[peer]) * (1 + SLACK) - 1e-12
         assert book.stakes(closing) == () and book.is_closed(closing)
         check_bounds(book, rules)
         if n % 1000 == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from ranking.bradley_terry import Ranking, Vote, fit
@@ -16,6 +18,7 @@ def test_defaults_are_documented_values() -> None:
     assert (RULES.answer_position, RULES.answer_good, RULES.judge_agreement) == (0.5, 0.5, 0.5)
     assert (RULES.missed_deadline, RULES.malformed_message) == (0.5, 0.25)
     assert RULES.stake_fraction("answer") == 0.1 and RULES.stake_fraction("judge") == 0.05
+    assert (Rules().writer_loss_share, Rules().writer_loss_half_life_s) == (0.1, 24 * 3600)
 
 
 @pytest.mark.parametrize(
@@ -29,9 +32,14 @@ def test_defaults_are_documented_values() -> None:
         {"answer_stake": 0.0},
         {"judge_stake": 1.5},
         {"missed_deadline": float("nan")},
+        {"writer_loss_share": 0.0},
+        {"writer_loss_share": 1.5},
+        {"writer_loss_half_life_s": 0.0},
+        {"grader": 0},
+        {"challenge_bank": "the civics questions"},
     ],
 )
-def test_inconsistent_rules_are_refused(changes: dict[str, float]) -> None:
+def test_inconsistent_rules_are_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Rules(**changes)
 
