@@ -7,6 +7,9 @@ api_keys = ["..."]          # optional bearer keys for /v1
 max_waiting = 64            # per-model wait line; past it: 429
 p2p_port = 8421             # libp2p (Noise-encrypted), on p2p_host = "127.0.0.1" by default
 bootstrap = ["/ip4/192.0.2.7/tcp/8421/p2p/12D3KooW..."]   # peers to join through
+serve_peers = "say"         # whose requests the models serve over libp2p: say | allow-list | any
+serve_allow = ["12D3KooW..."]   # the peers allow-list serves (and serve_allow_file, one id a line)
+peer_requests_per_minute = 60   # per peer, and peer_tokens_per_minute, peer_concurrency
 
 [[models]]
 model = "smollm2-135m-instruct"   # catalog name, .gguf path, HF folder
@@ -35,6 +38,9 @@ from core.wire import DEFAULT_PORT
 BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"  # the most coherent of the offline three
 DEFAULT_P2P_PORT = 8421
+# Whose requests the models serve over libp2p (node/admission.py): those with a say in the ledger (every
+# peer in the network's bootstrap, or without a ledger), the operator's list, or anyone.
+SERVE_POLICIES = ("say", "allow-list", "any")
 
 
 class ConfigError(ValueError):
@@ -97,6 +103,12 @@ class NodeConfig:
     ledger: bool = True
     challenge_interval: float = 60.0  # seconds between proof-of-capability beats; 0: challenge nobody
     challenge_file: Path | None = None  # the operator's own challenge questions (JSON Lines)
+    serve_peers: str = "say"  # one of SERVE_POLICIES
+    serve_allow: tuple[str, ...] = ()  # peer ids allow-list serves
+    serve_allow_file: Path | None = None  # more of them, one a line
+    peer_requests_per_minute: int = 60
+    peer_tokens_per_minute: int = 20_000  # counted as the most each request may generate
+    peer_concurrency: int = 4  # a peer's requests running or queued here at once
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -115,6 +127,26 @@ class NodeConfig:
             raise ConfigError("accel_exploration must lie between 0 and 1")
         if self.challenge_interval < 0:
             raise ConfigError("challenge_interval can't be negative")
+        if self.serve_peers not in SERVE_POLICIES:
+            raise ConfigError(f"serve_peers {self.serve_peers!r}: use one of {', '.join(SERVE_POLICIES)}")
+        for key in ("peer_requests_per_minute", "peer_tokens_per_minute", "peer_concurrency"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1")
+
+    def served_peers(self) -> frozenset[str]:
+        """The peer ids allow-list serves: serve_allow and the lines of serve_allow_file."""
+        listed = set(self.serve_allow)
+        if self.serve_allow_file is not None:
+            try:
+                text = self.serve_allow_file.read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"can't read serve_allow_file {self.serve_allow_file}: {exc.strerror}"
+                ) from None
+            listed |= {
+                line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+            }
+        return frozenset(listed)
 
 
 def _fields(cls: type) -> set[str]:
@@ -154,10 +186,10 @@ def load(path: Path | None, **overrides: Any) -> NodeConfig:
         if "models" in values:
             values["models"] = tuple(model_from_table(t) for t in values["models"])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    for key in ("data_dir", "cache_dir", "challenge_file"):
+    for key in ("data_dir", "cache_dir", "challenge_file", "serve_allow_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key]).expanduser()
-    for key in ("api_keys", "bootstrap"):
+    for key in ("api_keys", "bootstrap", "serve_allow"):
         if key in values:
             values[key] = tuple(values[key])
     return NodeConfig(**values)

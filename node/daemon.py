@@ -30,6 +30,7 @@ from reputation import Rules
 from routing.datasets import DatasetError, challenge_bank
 
 from .accel import AccelConfig, Accelerator
+from .admission import Admission, ServePolicy
 from .api import NodeState, create_app
 from .api.dashboard import round_provenance
 from .api.guard import loopback
@@ -184,8 +185,18 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         if config.ledger
         else None
     )
+    admission = Admission(
+        ServePolicy.of(config),
+        ledger_service.speaks if ledger_service else None,
+        transport.counters.refused,
+    )
     network = NetworkService(
-        transport, hosted, announce_interval=config.announce_interval, router=router, ledger=ledger_service
+        transport,
+        hosted,
+        announce_interval=config.announce_interval,
+        router=router,
+        ledger=ledger_service,
+        admission=admission,
     )
 
     def judges() -> list[str]:
@@ -202,6 +213,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
         recorder=ledger_service.record_round if ledger_service else None,
         observer=watch.on_round,
+        admission=admission,
     )
     state = NodeState(
         hosted, metrics, config.api_keys, network, router, rounds, ledger_service, accelerator, watch

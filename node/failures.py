@@ -73,7 +73,8 @@ FAILURES = (
 SERVED = tuple(f.error for f in FAILURES)  # the errors serving a request may end in
 _BY_KIND = {f.error.__name__: f for f in FAILURES}
 # A peer's crashed engine is restarting there: to the gateway the model is unavailable for now.
-_RELAYED_AS = {"EngineCrashed": "EngineUnavailable"}
+# A peer's refusal to admit a request (node/admission.py) is a rate limit, as a full queue is.
+_RELAYED_AS = {"EngineCrashed": "EngineUnavailable", "Refused": "QueueFull"}
 
 
 def failure(error: Exception) -> Failure:

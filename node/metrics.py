@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as CounterOf
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -84,17 +85,26 @@ class _TransportCollector(Collector):
         self._counters = counters
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        dropped = CounterMetricFamily(
+        yield _by_reason(
             "swarm_dropped_messages",
             "Peer messages dropped: stale, replayed, oversized, malformed, badly signed",
-            labels=["reason"],
+            self._counters.dropped,
         )
-        for reason, count in sorted(self._counters.dropped.items()):
-            dropped.add_metric([reason], count)
-        yield dropped
+        yield _by_reason(
+            "swarm_refused_requests",
+            "Peers' requests refused before any work: by policy, quota, concurrency, open streams, size",
+            self._counters.refused,
+        )
         served = CounterMetricFamily(
             "swarm_peer_requests", "Requests from peers, by outcome", labels=["outcome"]
         )
         served.add_metric(["served"], self._counters.requests_served)
         served.add_metric(["failed"], self._counters.requests_failed)
         yield served
+
+
+def _by_reason(name: str, documentation: str, counts: CounterOf[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=["reason"])
+    for reason, count in sorted(counts.items()):
+        family.add_metric([reason], count)
+    return family

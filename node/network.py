@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from typing import Any
 
 import trio
@@ -30,6 +31,7 @@ from core.records import (
 )
 from routing.table import ClusterTable, replaces
 
+from .admission import Admission
 from .engines.base import EngineError, EngineUnavailable, cpu_description
 from .failures import SERVED, error_frame, error_from_frame
 from .hosting import HostedModel, InvalidRequest, TextStream
@@ -143,8 +145,10 @@ class NetworkService:
         forward_timeout: float = 600.0,
         router: Router | None = None,
         ledger: LedgerService | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.transport = transport
+        self.admission = admission  # which peers this node's models serve, and how much; None: all, unbounded
         self.local = local
         self.router = router
         self.ledger = ledger
@@ -304,16 +308,16 @@ class NetworkService:
             yield error_frame(EngineUnavailable(f"model {request.model!r} is not hosted here"))
             return
         try:
-            stream = await hosted.stream(request)
+            # Held until the answer ends, so a peer's streams count against its concurrency throughout.
+            admitted = self.admission.admit(sender, request.max_tokens) if self.admission else nullcontext()
+            with admitted:
+                stream = await hosted.stream(request)
+                try:
+                    async for piece in stream:
+                        yield {"text": piece}
+                    assert stream.result is not None
+                    yield {"done": to_wire(stream.result)}
+                finally:
+                    await stream.aclose()
         except SERVED as error:
             yield error_frame(error)
-            return
-        try:
-            async for piece in stream:
-                yield {"text": piece}
-            assert stream.result is not None
-            yield {"done": to_wire(stream.result)}
-        except EngineError as error:
-            yield error_frame(error)
-        finally:
-            await stream.aclose()

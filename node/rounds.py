@@ -2,11 +2,18 @@
 
 1. The router picks the answerers (experts; each one a model on a peer, or here).
 2. Commit: each answerer generates its answer and returns only a signed
-   commitment, sha256 of (round, model, salt, answer). Nobody sees an answer yet.
+   commitment, sha256 of (round, model, salt, answer), naming the round's
+   answerers. Nobody sees an answer yet. The commit request names the
+   answerers and when the commit phase closes; an answerer commits once per
+   round and model.
 3. Reveal: once every commitment is in or the commit deadline has passed, the
    gateway asks each committed answerer for its answer and salt, signed, and
    drops any whose reveal does not match its commitment: an answer copied
-   after the fact can't match a commitment made before it.
+   after the fact can't match a commitment made before it. An answerer reveals
+   only to the gateway that asked it to commit, and only once the commit phase
+   closed: the reveal request carries every named answerer's signed
+   commitment, or comes after the deadline. So no co-answerer reads an answer
+   before committing its own (README.md, "Security").
 4. The answers are shuffled and anonymised (c0, c1, ...). Judges (every peer
    hosting a model, this node included) get the pairs of the schedule,
    never a pair holding their own answer, plus a GOOD/BAD check of each
@@ -32,6 +39,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -46,6 +54,7 @@ from ranking.bradley_terry import Ranking, Vote
 from ranking.majority import majority
 from routing.grading import spoken_answer
 
+from .admission import Admission
 from .engines.base import EngineError
 from .hosting import HostedModel, InvalidRequest, QueueFull
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
@@ -61,6 +70,15 @@ Phase = Literal["started", "committed", "revealed", "judged", "finished", "faile
 # How the reasons for leaving out a peer that sent something wrong (not nothing) begin.
 MALFORMED = ("malformed", "BadStatement", "commitment mismatch", "the commitment is", "the reveal is")
 K = TypeVar("K")
+# Where a request's body holds the peer that sent it: written by this node from the transport, over
+# whatever the peer put there.
+SENDER = "sender"
+# The most answerers a round names (the API's most experts), and so the most candidates a judge is sent.
+MAX_ANSWERERS = 16
+MAX_TEXT_CHARS = 16_000  # a question or an answer sent to a judge; past any model's context here
+# How long after its commit deadline the gateway asks for reveals: the answerer's deadline started when
+# the commit request reached it, a moment after the gateway's.
+REVEAL_MARGIN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,18 @@ class RoundConfig:
 class Answerer:
     model: str
     peer_id: str
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An answer committed to and not yet forgotten, and who may have it revealed, when."""
+
+    generation: Generation
+    salt: str
+    made_at: float  # monotonic
+    gateway: str  # the peer that asked for the commitment: the only one the answer is revealed to
+    answerers: frozenset[Answerer]  # the round's answerers, as the commit request named them
+    closes_at: float  # monotonic: the commit phase's end, measured from the commit request's arrival
 
 
 @dataclass(frozen=True)
@@ -171,6 +201,7 @@ class RoundService:
         recorder: Callable[[RoundResult], None] | None = None,
         observer: Callable[[RoundEvent], None] | None = None,
         config: RoundConfig = RoundConfig(),
+        admission: Admission | None = None,
     ) -> None:
         self.identity = identity
         self.transport = transport
@@ -180,8 +211,10 @@ class RoundService:
         self.recorder = recorder  # told of every round played out, to keep it (the ledger)
         self.observer = observer  # told of every phase of every round this node runs, to show it
         self.config = config
-        # (round, model) -> the answer, its salt, when it was made
-        self._pending: dict[tuple[str, str], tuple[Generation, str, float]] = {}
+        self.admission = admission  # how much work peers may ask of this node; None: no bound
+        # (round, model) -> the answer committed to, kept after its reveal so a second commit is refused
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._committing: set[tuple[str, str]] = set()  # being generated: a second commit is refused
         if transport is not None:
             transport.handle(ROUND_PROTOCOL, self._serve)
 
@@ -191,40 +224,84 @@ class RoundService:
 
     # ---- the answerer's and the judge's side
 
-    async def _handle(self, body: dict[str, Any]) -> Statement:
-        """One operation asked of this node, by a peer or by this node as gateway."""
+    async def _handle(self, sender: str, body: dict[str, Any]) -> Statement:
+        """One operation asked of this node by `sender`, a peer or this node as gateway."""
         op = body.get("op")
         if op not in STATEMENT_KINDS:
             raise InvalidRequest(f"unknown round operation {op!r}")
+        body = {**body, SENDER: sender}
         return await {"commit": self.commit, "reveal": self.reveal, "judge": self.judge}[op](body)
 
     async def _serve(self, sender: str, body: dict[str, Any]) -> Any:
         try:
-            yield {"statement": (await self._handle(body)).to_wire()}
+            with self._admitted(sender, body):
+                statement = await self._handle(sender, body)
+            yield {"statement": statement.to_wire()}
         except (InvalidRequest, EngineError, QueueFull, KeyError, TypeError, ValueError) as exc:
             yield {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _admitted(self, sender: str, body: dict[str, Any]) -> AbstractContextManager[None]:
+        """The admission of a peer's commit or judge request, bounded first; a reveal does no work."""
+        if self.admission is None or body.get("op") == "reveal":
+            return nullcontext()
+        if body.get("op") == "commit":
+            tokens = request_from_wire(body["request"]).max_tokens
+        else:
+            task = self._judge_task(body)
+            tokens = (len(task.pairs) + len(task.check)) * self.config.judge_max_tokens
+        return self.admission.admit(sender, tokens)
 
     async def commit(self, body: dict[str, Any]) -> Statement:
         round_id = str(body["round"])
         request = request_from_wire(body["request"])
+        answerers = _named_answerers(body["answerers"])
+        if Answerer(request.model, self.peer_id) not in answerers:
+            raise InvalidRequest("a commit request names the round's answerers, this one among them")
+        closes_in_s = float(body["closes_in_s"])
+        if not 0 < closes_in_s <= self.config.pending_ttl_s:
+            raise InvalidRequest(f"a commit phase lasts up to {self.config.pending_ttl_s:g} s")
+        closes_at = time.monotonic() + closes_in_s
         hosted = self.local.get(request.model)
         if hosted is None:
             raise InvalidRequest(f"model {request.model!r} is not hosted here")
-        generation = await hosted.generate(request)
-        salt = secrets.token_hex(16)
+        key = (round_id, request.model)
         self._forget_old()
-        self._pending[(round_id, request.model)] = (generation, salt, time.monotonic())
+        if key in self._pending or key in self._committing:
+            raise InvalidRequest(
+                f"round {round_id} already has a commitment for model {request.model!r} here: "
+                "an answerer commits once"
+            )
+        self._committing.add(key)
+        try:
+            generation = await hosted.generate(request)
+        finally:
+            self._committing.discard(key)
+        salt = secrets.token_hex(16)
+        self._pending[key] = _Pending(
+            generation, salt, time.monotonic(), str(body[SENDER]), answerers, closes_at
+        )
         digest = commitment_digest(round_id, request.model, salt, generation.text)
+        named = sorted([a.peer_id, a.model] for a in answerers)
         return sign(
-            self.identity, "commitment", {"round": round_id, "model": request.model, "digest": digest}
+            self.identity,
+            "commitment",
+            {"round": round_id, "model": request.model, "digest": digest, "answerers": named},
         )
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
-        round_id, model = str(body["round"]), str(body["model"])
-        pending = self._pending.pop((round_id, model), None)
-        if pending is None:
-            raise InvalidRequest(f"nothing to reveal for round {round_id} and model {model!r}")
-        generation, salt, _ = pending
+        round_id, model, sender = str(body["round"]), str(body["model"]), str(body[SENDER])
+        pending = self._pending.get((round_id, model))
+        if pending is None or pending.gateway != sender:
+            # The same words whether the answer exists or not: a stranger learns nothing of it.
+            raise InvalidRequest(f"nothing to reveal to {sender} for round {round_id} and model {model!r}")
+        if time.monotonic() < pending.closes_at and not _all_committed(
+            round_id, pending.answerers, body.get("commitments")
+        ):
+            raise InvalidRequest(
+                f"the commit phase of round {round_id} is open: a reveal comes with every answerer's "
+                "signed commitment, or after the deadline"
+            )
+        generation, salt = pending.generation, pending.salt
         body = {
             "round": round_id,
             "model": model,
@@ -238,20 +315,31 @@ class RoundService:
     async def judge(self, body: dict[str, Any]) -> Statement:
         """Judge with the first model hosted here: each pair (A or B, U when it can't tell) and each answer
         (GOOD or BAD). An unreadable reply becomes None, which the gateway counts as no vote."""
-        round_id, question = str(body["round"]), str(body["question"])
-        answers = {int(k): str(v) for k, v in body["answers"].items()}
+        task = self._judge_task(body)
         if not self.local:
             raise InvalidRequest("this node hosts no model to judge with")
         model = next(iter(self.local.values()))
+        question, answers = task.question, task.answers
         votes = []
-        for first, second in body["pairs"]:
+        for first, second in task.pairs:
             reply = await self._ask(model, judging.pairwise_prompt(question, answers[first], answers[second]))
             votes.append([first, second, judging.parse_preference(reply)])
         verdicts = {}
-        for cid in body["check"]:
-            reply = await self._ask(model, judging.completeness_prompt(question, answers[int(cid)]))
+        for cid in task.check:
+            reply = await self._ask(model, judging.completeness_prompt(question, answers[cid]))
             verdicts[str(cid)] = judging.parse_verdict(reply)
-        return sign(self.identity, "ballot", {"round": round_id, "votes": votes, "verdicts": verdicts})
+        return sign(self.identity, "ballot", {"round": task.round_id, "votes": votes, "verdicts": verdicts})
+
+    def _judge_task(self, body: dict[str, Any]) -> _JudgeTask:
+        """The judge request read and held to what a round's schedule can ask: at most MAX_ANSWERERS
+        answers, as many pairs as the schedule has for that many, each answer checked once; InvalidRequest
+        (counted as refused for its size) otherwise, before any work."""
+        try:
+            return _JudgeTask.read(body, self.config.full_schedule_up_to)
+        except InvalidRequest:
+            if self.admission is not None:
+                self.admission.refused["size"] += 1
+            raise
 
     async def _ask(self, model: HostedModel, messages: tuple[Message, ...]) -> str:
         request = GenerationRequest(
@@ -261,7 +349,7 @@ class RoundService:
 
     def _forget_old(self) -> None:
         cutoff = time.monotonic() - self.config.pending_ttl_s
-        for key in [k for k, (_, _, at) in self._pending.items() if at < cutoff]:
+        for key in [k for k, pending in self._pending.items() if pending.made_at < cutoff]:
             del self._pending[key]
 
     # ---- the gateway's side
@@ -270,7 +358,7 @@ class RoundService:
         """One operation on a peer, or on this node directly; returns the statement, verified."""
         if peer_id == self.peer_id:
             with trio.fail_after(timeout):
-                return await self._handle(body)
+                return await self._handle(self.peer_id, body)
         assert self.transport is not None
         reply = await self.transport.request(peer_id, ROUND_PROTOCOL, body, timeout=timeout)
         if "error" in reply:
@@ -323,35 +411,54 @@ class RoundService:
         this too, so it looks like any round to the peer that answers."""
         timings = {} if timings is None else timings
         commits, misses = await self._commitments(round_id, request, answerers, timings)
-        revealed, failed = await self._reveals(round_id, commits, timings)
+        revealed, failed = await self._reveals(round_id, answerers, commits, timings)
         return revealed, misses + failed
 
     async def _commitments(
         self, round_id: str, request: GenerationRequest, answerers: list[Answerer], timings: dict[str, float]
     ) -> tuple[dict[Answerer, Statement], list[Miss]]:
-        """Each answerer's signed commitment, in the answerers' order, and those left out."""
+        """Each answerer's signed commitment, in the answerers' order, and those left out. Returns once the
+        answerers will reveal: when every one committed, or the commit phase closed."""
         started = time.monotonic()
+        named = [[a.peer_id, a.model] for a in answerers]
+        closes_in_s = self.config.commit_timeout_s
         commits, failed = await self._gather(
             {
                 a: (
                     a.peer_id,
-                    {"op": "commit", "round": round_id, "request": to_wire(replace(request, model=a.model))},
+                    {
+                        "op": "commit",
+                        "round": round_id,
+                        "request": to_wire(replace(request, model=a.model)),
+                        "answerers": named,
+                        "closes_in_s": closes_in_s,
+                    },
                 )
                 for a in answerers
             },
-            self.config.commit_timeout_s,
+            closes_in_s,
         )
         timings["generation"] = time.monotonic() - started
+        if commits and failed:  # no proof of the rest's failure to show: the answerers wait out the phase
+            await trio.sleep(max(0.0, started + closes_in_s + REVEAL_MARGIN_S - time.monotonic()))
         in_order = {a: commits[a] for a in answerers if a in commits}
         return in_order, [Miss(a.peer_id, "commit", why) for a, why in failed.items()]
 
     async def _reveals(
-        self, round_id: str, commits: dict[Answerer, Statement], timings: dict[str, float]
+        self,
+        round_id: str,
+        answerers: list[Answerer],
+        commits: dict[Answerer, Statement],
+        timings: dict[str, float],
     ) -> tuple[list[Revealed], list[Miss]]:
         """The committed answers, revealed and checked against their commitments, and those left out."""
         started = time.monotonic()
+        shown = [c.to_wire() for c in commits.values()] if len(commits) == len(answerers) else []
         reveals, failed = await self._gather(
-            {a: (a.peer_id, {"op": "reveal", "round": round_id, "model": a.model}) for a in commits},
+            {
+                a: (a.peer_id, {"op": "reveal", "round": round_id, "model": a.model, "commitments": shown})
+                for a in commits
+            },
             self.config.reveal_timeout_s,
         )
         misses = [Miss(a.peer_id, "reveal", why) for a, why in failed.items()]
@@ -411,7 +518,7 @@ class RoundService:
         commits, result.misses = await self._commitments(rid, request, answerers, result.timings_s)
         result.committed = list(commits)
         self._observe("committed", result)
-        revealed, failed = await self._reveals(rid, commits, result.timings_s)
+        revealed, failed = await self._reveals(rid, answerers, commits, result.timings_s)
         result.misses += failed
 
         order = list(range(len(revealed)))
@@ -565,3 +672,67 @@ def _read_ballot(ballot: Statement, task: dict[str, Any], round_id: str) -> tupl
             raise ValueError(f"a verdict must be GOOD or BAD, got {verdict!r}")
         verdicts[int(cid)] = verdict
     return votes, verdicts
+
+
+def _named_answerers(raw: Any) -> frozenset[Answerer]:
+    """The answerers a commit request names, as [peer, model] pairs; InvalidRequest if off."""
+    if not isinstance(raw, list) or not 0 < len(raw) <= MAX_ANSWERERS:
+        raise InvalidRequest(f"a round names 1 to {MAX_ANSWERERS} answerers")
+    if not all(isinstance(a, list) and len(a) == 2 and all(isinstance(x, str) for x in a) for a in raw):
+        raise InvalidRequest("answerers are [peer, model] pairs")
+    return frozenset(Answerer(model, peer) for peer, model in raw)
+
+
+def _all_committed(round_id: str, answerers: frozenset[Answerer], raw: Any) -> bool:
+    """Whether `raw` holds a commitment to this round signed by each of the answerers."""
+    if not isinstance(raw, list) or len(raw) > MAX_ANSWERERS:
+        return False
+    committed = set()
+    for wire in raw:
+        try:
+            commitment = from_wire(wire, kind="commitment")
+        except BadStatement:
+            return False
+        if commitment.body.get("round") == round_id:
+            committed.add(Answerer(str(commitment.body.get("model")), commitment.signer))
+    return answerers <= committed
+
+
+@dataclass(frozen=True)
+class _JudgeTask:
+    """What a judge request asks, held to what a round's schedule can ask."""
+
+    round_id: str
+    question: str
+    answers: dict[int, str]
+    pairs: list[tuple[int, int]]
+    check: list[int]
+
+    @classmethod
+    def read(cls, body: dict[str, Any], full_schedule_up_to: int) -> _JudgeTask:
+        raw_answers, raw_pairs, raw_check = body["answers"], body["pairs"], body["check"]
+        if (
+            not isinstance(raw_answers, dict)
+            or not isinstance(raw_pairs, list)
+            or not isinstance(raw_check, list)
+        ):
+            raise InvalidRequest("a judge request's answers are a map, its pairs and checks lists")
+        n = len(raw_answers)
+        if n > MAX_ANSWERERS:
+            raise InvalidRequest(f"a round has at most {MAX_ANSWERERS} answers, this judge request {n}")
+        most = len(schedule.schedule(n, "", full=n <= full_schedule_up_to))
+        if len(raw_pairs) > most:
+            raise InvalidRequest(
+                f"a round of {n} answers has at most {most} pairs to judge, not {len(raw_pairs)}"
+            )
+        answers = {int(k): str(v) for k, v in raw_answers.items()}
+        question = str(body["question"])
+        if max(map(len, [question, *answers.values()])) > MAX_TEXT_CHARS:
+            raise InvalidRequest(f"a question or answer to judge is {MAX_TEXT_CHARS} characters at most")
+        pairs = [(int(a), int(b)) for a, b in raw_pairs]
+        check = [int(cid) for cid in raw_check]
+        if len(set(pairs)) != len(pairs) or len(set(check)) != len(check):
+            raise InvalidRequest("a judge request asks each pair and each check once")
+        if any(a == b or a not in answers or b not in answers for a, b in pairs) or set(check) - set(answers):
+            raise InvalidRequest("a judge request's pairs and checks are of its own answers")
+        return cls(str(body["round"]), question, answers, pairs, check)

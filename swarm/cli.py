@@ -125,6 +125,32 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
         help="challenge questions of your own, JSON Lines, for a cluster you trust: the reputation rules "
         "name them, so the nodes that share the file form a network of their own (default: the civics bank)",
     )
+    start.add_argument(
+        "--serve-peers",
+        choices=node_config.SERVE_POLICIES,
+        help="whose requests the models serve over libp2p: say (default: peers with a say in the ledger, "
+        "every peer while the network bootstraps or with --no-ledger), allow-list, or any",
+    )
+    start.add_argument(
+        "--serve-allow",
+        action="append",
+        metavar="PEER_ID",
+        help="a peer --serve-peers allow-list serves (repeatable)",
+    )
+    start.add_argument(
+        "--serve-allow-file", type=Path, help="more peers allow-list serves, one peer id a line"
+    )
+    start.add_argument(
+        "--peer-requests-per-minute", type=int, help="requests a peer may ask in a minute (default 60)"
+    )
+    start.add_argument(
+        "--peer-tokens-per-minute",
+        type=int,
+        help="tokens a peer's requests may generate in a minute, counted by their max_tokens (default 20000)",
+    )
+    start.add_argument(
+        "--peer-concurrency", type=int, help="a peer's requests running or queued at once (default 4)"
+    )
 
 
 def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
@@ -167,6 +193,12 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         ledger=args.ledger,
         challenge_interval=args.challenge_interval,
         challenge_file=args.challenge_file,
+        serve_peers=args.serve_peers,
+        serve_allow=args.serve_allow,
+        serve_allow_file=args.serve_allow_file,
+        peer_requests_per_minute=args.peer_requests_per_minute,
+        peer_tokens_per_minute=args.peer_tokens_per_minute,
+        peer_concurrency=args.peer_concurrency,
     )
 
 

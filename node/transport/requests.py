@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -28,6 +28,9 @@ from .framing import FrameReader, write_frame
 log = logging.getLogger("swarm.transport")
 
 INBOUND_REQUEST_TIMEOUT_S = 30.0  # a peer that opened a stream has this long to send its request
+# A peer may hold this many of our handlers' streams open at once, of every protocol together; one
+# more is refused before its request is read, so a peer can't make this node hold unbounded streams.
+INBOUND_STREAMS_PER_PEER = 16
 
 Handler = Callable[[str, dict[str, Any]], AsyncIterator[dict[str, Any]]]  # an async generator
 
@@ -37,6 +40,8 @@ class TransportCounters:
     """What /metrics shows of the network layer."""
 
     dropped: Counter[str]  # messages dropped, by reason (swarm_dropped_messages_total{reason})
+    # peers' requests refused before any work, by reason (swarm_refused_requests_total{reason})
+    refused: Counter[str] = field(default_factory=Counter)
     requests_served: int = 0
     requests_failed: int = 0
 
@@ -54,6 +59,7 @@ class Requests:
     ) -> None:
         self._identity, self._host, self._opener = identity, host, opener
         self._counters, self._dial = counters, dial
+        self._inbound: Counter[str] = Counter()  # peer -> streams of ours it holds open now
 
     def handle(self, protocol: str, handler: Handler) -> None:
         self._host.set_stream_handler(TProtocol(protocol), partial(self._serve, protocol, handler))
@@ -113,6 +119,23 @@ class Requests:
 
     async def _serve(self, protocol: str, handler: Handler, stream: INetStream) -> None:
         sender = stream.muxed_conn.peer_id.to_base58()
+        if self._inbound[sender] >= INBOUND_STREAMS_PER_PEER:
+            self._counters.requests_failed += 1
+            self._counters.refused["streams"] += 1
+            message = (
+                f"request refused: peer {sender} has {INBOUND_STREAMS_PER_PEER} streams open here, the most"
+            )
+            await self._finish(stream, seal(self._identity, "error", {"message": message}))
+            return
+        self._inbound[sender] += 1
+        try:
+            await self._serve_admitted(protocol, handler, stream, sender)
+        finally:
+            self._inbound[sender] -= 1
+            if not self._inbound[sender]:
+                del self._inbound[sender]
+
+    async def _serve_admitted(self, protocol: str, handler: Handler, stream: INetStream, sender: str) -> None:
         try:
             with trio.fail_after(INBOUND_REQUEST_TIMEOUT_S):
                 request = await self.receive(FrameReader(stream), sender)
