@@ -4,11 +4,13 @@ The attacks are bench/attack_peer_admission.py's, which measures what each gains
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from bench.attack_peer_admission import (
     FLOOD,
@@ -22,7 +24,13 @@ from bench.attack_peer_admission import (
     stranger,
     wait_for_say,
 )
+from core.identity import Identity
+from node.ports import free_port
+from node.transport import RemoteError, Transport
+from node.transport.requests import INBOUND_STREAMS_PER_PEER
 from testnet.testnet import TestnetNode
+
+SLOW = "/test/slow/1.0.0"
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +99,42 @@ async def test_a_peer_without_a_say_is_refused_under_the_default_policy(
         assert found["served"] == 0
         assert "serves peers under --serve-peers say" in found["refusal"]
         assert refused(net.nodes[0], "policy") >= 5
+
+
+async def test_a_peer_past_its_open_streams_is_refused_before_its_request_is_read(tmp_path: Path) -> None:
+    server = Transport(Identity.load_or_create(tmp_path / "server"), port=free_port())
+    release = trio.Event()
+
+    async def slow(sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        await release.wait()
+        yield {"ok": True}
+
+    server.handle(SLOW, slow)
+    flooder = Transport(Identity.load_or_create(tmp_path / "flooder"), port=free_port())
+    outcomes: list[str] = []
+
+    async def one() -> None:
+        try:
+            await flooder.request(server.peer_id, SLOW, {}, timeout=60)
+            outcomes.append("served")
+        except RemoteError as exc:
+            outcomes.append(str(exc))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(flooder.run)
+        await flooder.connect(server.listen_addrs[0])
+        async with trio.open_nursery() as flood:
+            for _ in range(INBOUND_STREAMS_PER_PEER + 4):
+                flood.start_soon(one)
+            with trio.fail_after(30):
+                while len(outcomes) < 4:
+                    await trio.sleep(0.1)
+            release.set()
+        nursery.cancel_scope.cancel()
+    assert outcomes.count("served") == INBOUND_STREAMS_PER_PEER
+    refusals = [o for o in outcomes if o != "served"]
+    assert len(refusals) == 4 and all(
+        f"has {INBOUND_STREAMS_PER_PEER} streams open here" in r for r in refusals
+    )
+    assert server.counters.refused["streams"] == 4
