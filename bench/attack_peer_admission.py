@@ -258,7 +258,8 @@ def gained(found: dict[str, dict[str, Any]]) -> dict[str, str]:
     read, second, judge, flood = found["read"], found["second"], found["judge"], found["flood"]
     quota, stranger_ = found["quota"], found["stranger"]
     return {
-        "read": f"read the answer: {read['read']!r}; the honest reveal {read['honest']}",
+        "read": (f"read the answer: {read['read']!r}" if read["read"] else "read nothing (refused)")
+        + f"; the honest reveal {read['honest']}",
         "second": f"second commit {'accepted' if second['accepted'] else 'refused'}; "
         f"the honest reveal {second['honest']}",
         "judge": f"{judge['tokens']:g} tokens generated in {JUDGE_WINDOW_S:g} s for it; "
