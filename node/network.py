@@ -9,6 +9,7 @@ fails before anything was streamed, the next one is tried.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,7 +30,8 @@ from core.records import (
     request_from_wire,
     to_wire,
 )
-from routing.table import ClusterTable, replaces
+from core.statements import Statement, from_wire
+from routing.table import STATEMENT_KIND, ClusterTable, refusal, vouch, vouches_for
 
 from .admission import Admission
 from .engines.base import EngineError, EngineUnavailable, cpu_description
@@ -37,7 +39,7 @@ from .failures import SERVED, error_frame, error_from_frame
 from .hosting import HostedModel, InvalidRequest, TextStream
 from .ledger import LedgerService
 from .peers import PeerEntry, PeerTable
-from .router import Router
+from .router import Router, TableNotStored
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 
 log = logging.getLogger("swarm.network")
@@ -49,6 +51,11 @@ ECHO_PROTOCOL = "/swarm/echo/1.0.0"
 TABLE_PROTOCOL = "/swarm/routing-table/1.0.0"
 INFO_TIMEOUT_S = 5.0
 TABLE_TIMEOUT_S = 30.0
+# A node takes a table from the network at most this often, so a peer with a say that signs a new table
+# every second moves the network's routing once in that time, not every second; one that arrives
+# sooner is offered again by every announcement of a peer holding it, and taken once the time is up.
+# A table it could not store (a full disk) is tried again no sooner either.
+TABLE_HOLD_S = 30.0
 
 
 class _HostFailed(Exception):
@@ -162,6 +169,8 @@ class NetworkService:
         transport.handle(GENERATE_PROTOCOL, self._serve_generate)
         transport.handle(ECHO_PROTOCOL, self._serve_echo)
         transport.handle(TABLE_PROTOCOL, self._serve_table)
+        if router is not None and router.table is not None and router.statement is None:
+            router.statement = vouch(transport.identity, router.table)  # a table on disk from before signing
 
     @property
     def nursery(self) -> trio.Nursery:
@@ -227,15 +236,26 @@ class NetworkService:
         if self.ledger is not None and info.ledger_head is not None:
             self.ledger.offered(sender, info.ledger_head)
         if self.router is not None and info.table_version is not None:
-            offered = (info.table_created_at, info.table_version)
-            if replaces(offered, self.router.table) and info.table_version not in self._pulling:
-                self._pulling.add(info.table_version)
-                self.nursery.start_soon(self._pull_table, sender, info.table_version)
+            offered = info.table_version
+            if self._table_refusal(info.table_created_at, offered) is None and offered not in self._pulling:
+                self._pulling.add(offered)
+                self.nursery.start_soon(self._pull_table, sender, offered)
 
-    def adopt_table(self, table: ClusterTable) -> bool:
-        """Use `table` if it supersedes ours, and tell the network at once rather than at the next beat."""
+    def _table_refusal(self, created_at: float, version: str) -> str | None:
+        """Why a table offered by a peer is not taken (its date, its precedence, the hold), or None."""
+        assert self.router is not None
+        reason = refusal(created_at, version, self.router.table, time.time())
+        taken = self.router.tried_at
+        if reason is None and taken is not None and time.monotonic() - taken < TABLE_HOLD_S:
+            return f"this node took up (or failed to store) a table less than {TABLE_HOLD_S:g} s ago"
+        return reason
+
+    def adopt_table(self, table: ClusterTable, statement: Statement | None = None) -> bool:
+        """Use `table` if it supersedes ours, and tell the network at once rather than at the next beat.
+        Without a `statement` (a table the operator installs here) this node signs it. Raises
+        TableNotStored if it can't be written."""
         assert self.router is not None, "this node does not route"
-        if not self.router.adopt(table):
+        if not self.router.adopt(table, statement or vouch(self.transport.identity, table)):
             return False
         self.nursery.start_soon(self._announce)
         self.nursery.start_soon(self.router.warm)
@@ -245,14 +265,22 @@ class NetworkService:
         try:
             body = await self.transport.request(peer_id, TABLE_PROTOCOL, {}, timeout=TABLE_TIMEOUT_S)
             table = ClusterTable.from_json(body["table"])
+            statement = from_wire(body["statement"], kind=STATEMENT_KIND)
             if table.version != version:
                 raise ValueError(f"it announced table {version} but sent {table.version}")
+            if not vouches_for(statement, table):
+                raise ValueError(f"its statement signs {statement.body}, not this table")
+            if (reason := self._table_refusal(table.created_at, table.version)) is not None:
+                raise ValueError(reason)
+            if self.ledger is not None and not self.ledger.speaks(statement.signer):
+                raise ValueError(f"it was installed by {statement.signer}, which has no say")
         except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
             log.info("could not fetch routing table %s from %s: %s", version, peer_id, exc)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:  # BadStatement is a ValueError
             log.warning("rejected routing table %s from %s: %s", version, peer_id, exc)
         else:
-            self.adopt_table(table)
+            with contextlib.suppress(TableNotStored):  # the router logged it and reports it
+                self.adopt_table(table, statement)
         finally:
             self._pulling.discard(version)
 
@@ -291,7 +319,8 @@ class NetworkService:
         if table is None:
             yield error_frame(EngineUnavailable("this node holds no routing table"))
             return
-        yield {"table": table.to_json()}
+        assert self.router is not None and self.router.statement is not None  # signed when installed
+        yield {"table": table.to_json(), "statement": self.router.statement.to_wire()}
 
     async def _serve_info(self, sender: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield to_wire(self.announcement())

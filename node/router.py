@@ -1,16 +1,21 @@
 """The node's side of routing: the cluster table it holds on disk, the embedder, and the experts it can reach.
 
-The table lives in `<data dir>/routing/table.json` and is replaced only by a
-table that supersedes it (newer, or the same age with a higher version), so
-every node that has seen the same tables holds the same one whatever order
-they came in. The embedder loads in a worker thread the first time a table
-needs it, never on the event loop.
+The table lives in `<data dir>/routing/table.json`, with the signed statement
+of the node that installed it, and is replaced only by a table that
+supersedes it (newer, or the same age with a higher version), so every node
+that has seen the same tables holds the same one whatever order they came in.
+A table that can't be written (a full disk) is not used, and the node says
+why in `store_error`. The embedder loads in a worker thread the first time a
+table needs it, never on the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,10 +23,11 @@ import numpy as np
 import trio
 
 from core.records import ModelLoad
+from core.statements import Statement, from_wire
 from routing.embeddings import Embedder, MiniLMEmbedder
 from routing.router import Expert, RouteDecision, route
 from routing.selection import Budget
-from routing.table import ClusterTable
+from routing.table import STATEMENT_KIND, ClusterTable
 
 from .hosting import HostedModel
 from .peers import PeerTable
@@ -31,37 +37,62 @@ log = logging.getLogger("swarm.router")
 TABLE_FILE = Path("routing") / "table.json"
 
 
+class TableNotStored(Exception):
+    """A table that could not be written to disk, and so is not used."""
+
+
 class Router:
     def __init__(self, data_dir: Path, embedder: Callable[[], Embedder] = MiniLMEmbedder) -> None:
         self.path = data_dir / TABLE_FILE
         self._make_embedder = embedder
         self._embedder: Embedder | None = None
         self._limiter = trio.CapacityLimiter(1)  # the embedder and its cache are not thread-safe
+        self.statement: Statement | None = None  # who installed the table; None: unsigned (an older file)
+        self.store_error: str | None = None  # why the last table taken up could not be written
+        # time.monotonic() of the last table taken up, or that could not be stored: tables from the
+        # network wait a while after either (node.network.TABLE_HOLD_S), so a full disk is not retried
+        # on every announcement.
+        self.tried_at: float | None = None
         self.table = self._load()
 
     def _load(self) -> ClusterTable | None:
         try:
-            return ClusterTable.from_json(self.path.read_text())
+            text = self.path.read_text()
+            table = ClusterTable.from_json(text)
+            signed = json.loads(text).get("statement")
+            self.statement = None if signed is None else from_wire(signed, kind=STATEMENT_KIND)
+            return table
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # BadStatement is a ValueError
             # Keep the bad file for inspection; a peer's table will replace it.
             self.path.replace(self.path.with_suffix(".rejected"))
             log.warning("ignored the routing table in %s (%s); moved it aside", self.path, exc)
             return None
 
-    def adopt(self, table: ClusterTable) -> bool:
-        """Take `table` if it supersedes the one held; written to disk before it is used."""
+    def adopt(self, table: ClusterTable, statement: Statement | None = None) -> bool:
+        """Take `table` if it supersedes the one held; written to disk, with the statement of the node
+        that installed it, before it is used. Raises TableNotStored if it can't be written."""
         if not table.supersedes(self.table):
             return False
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stored = {**json.loads(table.to_json()), "statement": statement and statement.to_wire()}
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(table.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
-        self.table = table
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(tmp, "w") as f:
+                f.write(json.dumps(stored))
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # what part of it fitted, so the disk has that room again
+                tmp.unlink(missing_ok=True)
+            self.store_error = f"could not store routing table {table.version} in {self.path}: {exc}"
+            self.tried_at = time.monotonic()
+            log.error("%s; keeping the table held", self.store_error)
+            raise TableNotStored(self.store_error) from exc
+        self.table, self.statement, self.store_error = table, statement, None
+        self.tried_at = time.monotonic()
         models = ", ".join(table.models)
         log.info("routing table %s: %d clusters, models %s", table.version, table.num_clusters, models)
         return True

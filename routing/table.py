@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
+from core.envelope import DEFAULT_MAX_SKEW_S
+from core.identity import Identity
+from core.statements import Statement, sign
+
 FORMAT = 1
+STATEMENT_KIND = "routing-table"  # a node's signed word that it installed a table: {"version", "created_at"}
 
 
 def replaces(precedence: tuple[float, str], held: ClusterTable | None) -> bool:
@@ -23,6 +29,31 @@ def replaces(precedence: tuple[float, str], held: ClusterTable | None) -> bool:
     breaks a tie, so every peer converges on the same table whatever order the tables reach it in.
     Peers judge an announced table by its precedence alone, before fetching it."""
     return held is None or precedence > held.precedence
+
+
+def refusal(created_at: float, version: str, held: ClusterTable | None, now: float) -> str | None:
+    """Why a table offered as (built at, version) is not taken, or None. A date past the clock skew is
+    refused rather than believed: a table dated in the future would beat every honest one until then."""
+    if not math.isfinite(created_at):
+        return f"its date {created_at!r} is not a number"
+    if created_at > now + DEFAULT_MAX_SKEW_S:
+        ahead = created_at - now
+        return f"it is dated {ahead:.0f} s ahead, past the {DEFAULT_MAX_SKEW_S:g} s clocks may differ by"
+    if not replaces((created_at, version), held):
+        return "it does not supersede the table held"
+    return None
+
+
+def vouch(identity: Identity, table: ClusterTable) -> Statement:
+    """The installing node's signature over the table (its version covers the whole content)."""
+    return sign(identity, STATEMENT_KIND, {"version": table.version, "created_at": table.created_at})
+
+
+def vouches_for(statement: Statement, table: ClusterTable) -> bool:
+    return statement.kind == STATEMENT_KIND and statement.body == {
+        "version": table.version,
+        "created_at": table.created_at,
+    }
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +78,8 @@ class ClusterTable:
         centroids = np.array(self.centroids, dtype=np.float64)
         correct = np.array(self.correct, dtype=np.int64)
         counts = np.array(self.counts, dtype=np.int64)
+        if not math.isfinite(self.created_at):
+            raise ValueError(f"a cluster table's date must be a finite number, not {self.created_at!r}")
         if centroids.ndim != 2:
             raise ValueError("centroids must be a Kxd matrix")
         k, m = len(centroids), len(self.models)

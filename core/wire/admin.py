@@ -45,6 +45,11 @@ class NetworkView(_Response):
 
     self: PeerInfo | None = Field(description="null: not on a network")
     peers: list[SeenPeer]
+    routing_table_error: str | None = Field(
+        default=None,
+        description="why the last routing table this node took up could not be stored (a full disk): it"
+        " routes by the one it held; null: no such failure since",
+    )
 
 
 class PingResult(_Response):

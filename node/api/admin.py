@@ -25,6 +25,7 @@ from core.wire.admin import (
 from core.wire.requests import RoutingTable
 from routing.table import ClusterTable
 
+from ..router import TableNotStored
 from ..transport import PeerUnavailable, RemoteError, RequestTimeout
 from .errors import GUARDED, APIError, documented
 from .provenance import finite
@@ -43,6 +44,7 @@ async def peers(node: Node) -> NetworkView:
     states = network.transport.peer_states()
     return NetworkView(
         self=network.announcement(),
+        routing_table_error=network.router.store_error if network.router else None,
         peers=[
             SeenPeer.of(
                 entry.info,
@@ -96,8 +98,8 @@ async def routing_table(node: Node, full: bool = False) -> Response | RoutingTab
 
 @router.put(
     "/v1/routing/table",
-    summary="Install a routing table here; the network takes it up",
-    responses=documented(400, 404),
+    summary="Install a routing table here, signed by this node; the network takes it up",
+    responses=documented(400, 404, 503),
 )
 async def install_routing_table(body: RoutingTable, node: Node) -> TableInstalled:
     router = node.required_router()
@@ -106,7 +108,10 @@ async def install_routing_table(body: RoutingTable, node: Node) -> TableInstalle
     except (ValueError, TypeError) as exc:
         raise APIError(400, f"not a valid routing table: {exc}", code="invalid_routing_table") from exc
     # Through the network when there is one, so the peers hear of it at once.
-    adopted = node.network.adopt_table(table) if node.network is not None else router.adopt(table)
+    try:
+        adopted = node.network.adopt_table(table) if node.network is not None else router.adopt(table)
+    except TableNotStored as exc:
+        raise APIError(503, str(exc), type="service_unavailable", code="table_not_stored") from exc
     current = router.table
     assert current is not None
     return TableInstalled(adopted=adopted, current=_table_summary(current))

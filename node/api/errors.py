@@ -67,7 +67,7 @@ class APIError(Exception):
 _MEANING = {
     400: "Malformed JSON, a missing field, a bad value, or a prompt longer than the context",
     401: "Missing or wrong API key (when the node has keys)",
-    403: "Refused: a request from a web page of another origin",
+    403: "Refused: a page of another origin, or a node reachable from other hosts without an API key",
     404: "Nothing of that name here: a model, a peer, or a service this node does not run",
     413: "The request body is larger than the node accepts",
     415: "The request has a body that is not labelled Content-Type: application/json",

@@ -21,6 +21,9 @@ from .errors import APIError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")  # what a client on this machine calls a loopback node
 JSON = "application/json"
+# What steers the whole network, never open to whoever can reach a node: a node other hosts can reach
+# answers it only with API keys configured (README, Security).
+OPERATOR_ONLY = (("PUT", "/v1/routing/table"),)
 
 
 def loopback(host: str) -> bool:
@@ -43,7 +46,7 @@ class Guard:
         self, app: ASGIApp, api_keys: tuple[bytes, ...], max_request_bytes: int, *, bind: str
     ) -> None:
         self.app, self.api_keys, self.max_request_bytes = app, api_keys, max_request_bytes
-        self.loopback = loopback(bind)
+        self.bind, self.loopback = bind, loopback(bind)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +55,7 @@ class Guard:
         headers = Headers(scope=scope)
         refusal = self._misdirected(scope, headers)
         if refusal is None and scope["path"].startswith("/v1/"):
-            refusal = self._refusal(headers)
+            refusal = self._refusal(scope, headers)
         if refusal is not None:
             await refusal.response()(scope, receive, send)
             return
@@ -90,8 +93,16 @@ class Guard:
             code="misdirected_request",
         )
 
-    def _refusal(self, headers: Headers) -> APIError | None:
+    def _refusal(self, scope: Scope, headers: Headers) -> APIError | None:
         """Why a /v1 request is refused before it reaches a route, if it is."""
+        if not (self.loopback or self.api_keys) and (scope["method"], scope["path"]) in OPERATOR_ONLY:
+            return APIError(
+                403,
+                f"this node listens on {self.bind}, where other hosts reach it, and has no API key:"
+                f" {scope['method']} {scope['path']} needs one (start the node with --api-key)",
+                type="permission_error",
+                code="api_key_required",
+            )
         origin = headers.get("origin")
         if origin is not None and urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
             # Browsers name the page that sent a request; the node's own dashboard has its origin.
