@@ -234,32 +234,32 @@ async def exception_text() -> str:
 
 ATTACKS = {
     "future_table": (
-        "6",
+        "6. any peer replaces the routing table",
         "a Sybil with no say announces and serves a routing table dated 3000-01-01, signed by itself",
         future_table,
     ),
     "unkeyed_put": (
-        "6",
+        "6. any peer replaces the routing table",
         "PUT /v1/routing/table without a key to a node bound to 0.0.0.0 with no API keys",
         unkeyed_put,
     ),
     "full_disk": (
-        "8",
+        "8. a full disk tears a node down",
         f"a peer offers a routing table bigger than the {TINY_DISK} left on the disk of the node's data dir",
         full_disk,
     ),
     "text_plain_chat": (
-        "11",
+        "11. a web page drives a loopback node",
         "a web page's cross-origin text/plain POST to /v1/chat/completions of a key-less loopback node",
         text_plain_chat,
     ),
     "rebound_host": (
-        "11",
+        "11. a web page drives a loopback node",
         "GET /v1/models with Host: evil.example (DNS rebinding) to a loopback node",
         rebound_host,
     ),
     "exception_text": (
-        "13",
+        "13. a 500 tells the exception",
         "a request that makes a route raise, its exception naming a path",
         exception_text,
     ),
