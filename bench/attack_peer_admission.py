@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import trio
 
+from bench.holes import measured
 from core.identity import Identity
 from core.records import GenerationRequest, Message, to_wire
 from core.statements import commitment_digest, sign
@@ -295,15 +296,7 @@ ATTACKS = {
 def rows() -> list[dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="attack-admission-") as directory:
         now = gained(trio.run(measure, Path(directory)))
-    return [
-        {
-            "hole": hole,
-            "attack": attack,
-            "gained_before": f"{GAINED_BEFORE[key]} (on {BEFORE})",
-            "gained_after": now[key],
-        }
-        for key, (hole, attack) in ATTACKS.items()
-    ]
+    return measured(ATTACKS, GAINED_BEFORE, BEFORE, now)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,24 @@ def rows() -> Iterator[dict[str, str]]:
         yield from importlib.import_module(name).rows()
 
 
+def measured(
+    attacks: dict[str, tuple[str, str]],
+    gained_before: dict[str, str],
+    before: str,
+    gained_after: dict[str, str],
+) -> list[dict[str, str]]:
+    """An attack module's rows: `attacks` maps a key to its (hole, attack), the gains map it to figures."""
+    return [
+        {
+            "hole": hole,
+            "attack": attack,
+            "gained_before": f"{gained_before[key]} (on {before})",
+            "gained_after": gained_after[key],
+        }
+        for key, (hole, attack) in attacks.items()
+    ]
+
+
 def print_rows(found: Sequence[dict[str, str]]) -> None:
     print("\nHostile peers: what each attack gained before its fix and what it gains now")
     print("  ".join(title.ljust(width) for title, width in COLUMNS))

@@ -19,15 +19,22 @@ from .errors import PeerUnavailable
 log = logging.getLogger("swarm.transport")
 
 MAX_ADDRS_PER_PEER = 8
+# Any key may announce itself, so a flood of fresh keys must not grow the book (nor the heartbeat that
+# probes it) without end: past this many peers, the one heard of or answering longest ago goes.
+MAX_PEERS = 1024
 
 
 class AddressBook:
-    """The TCP addresses of every peer we have heard of but ourselves, at most MAX_ADDRS_PER_PEER each."""
+    """The TCP addresses of at most MAX_PEERS peers we have heard of but ourselves, at most
+    MAX_ADDRS_PER_PEER each; the bootstrap peers (`kept`) are never dropped."""
 
-    def __init__(self, own_peer_id: str, peerstore: IPeerStore) -> None:
+    def __init__(self, own_peer_id: str, peerstore: IPeerStore, kept: Iterable[str] = ()) -> None:
         self._own_peer_id = own_peer_id
         self._peerstore = peerstore
-        self._book: dict[str, dict[str, None]] = {}  # peer id -> its addresses (an ordered set), newest last
+        self._kept = frozenset(kept)
+        # peer id -> its addresses (an ordered set, newest last); the peers heard of or answering longest
+        # ago first
+        self._book: dict[str, dict[str, None]] = {}
 
     def peers(self) -> list[str]:
         return list(self._book)
@@ -57,7 +64,8 @@ class AddressBook:
     def remember(self, peer_id: str, addrs: Iterable[multiaddr.Multiaddr]) -> None:
         if peer_id == self._own_peer_id:
             return
-        book = self._book.setdefault(peer_id, {})
+        book = self._book.pop(peer_id, {})
+        self._book[peer_id] = book
         for addr in addrs:
             if addr.get_peer_id() is not None:
                 addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
@@ -69,6 +77,22 @@ class AddressBook:
             book[key] = None
             while len(book) > MAX_ADDRS_PER_PEER:
                 del book[next(iter(book))]
+        self._evict()
+
+    def answered(self, peer_id: str) -> None:
+        """The peer answered: it is the last to go when the book is full."""
+        if peer_id in self._book:
+            self._book[peer_id] = self._book.pop(peer_id)
+
+    def forget(self, peer_id: str) -> None:
+        if peer_id not in self._kept:
+            self._book.pop(peer_id, None)
+
+    def _evict(self) -> None:
+        if len(self._book) <= MAX_PEERS:
+            return
+        for peer_id in [p for p in self._book if p not in self._kept][: len(self._book) - MAX_PEERS]:
+            del self._book[peer_id]
 
     def absorb(self, peer: ID) -> None:
         """Copy what the peer store knows of `peer`."""

@@ -1,5 +1,7 @@
 """Our own heartbeat (trap 6 of docs/libp2p.md): every peer we know is pinged each interval, is down
-after some beats missed in a row, and is then probed less and less often until it answers again.
+after some beats missed in a row, and is then probed less and less often until it answers again. At
+most PROBES_PER_BEAT peers are probed a beat, the most overdue first, and a peer silent for
+FORGET_AFTER_S is forgotten: a flood of announced keys costs a bounded number of dials.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ DEFAULT_HEARTBEAT_INTERVAL_S = 2.0
 DEFAULT_HEARTBEAT_TIMEOUT_S = 1.0
 DEFAULT_HEARTBEAT_MISSES = 3
 DOWN_PROBE_MAX_INTERVAL_S = 30.0  # a down peer is probed less and less often, down to this
+PROBES_PER_BEAT = 64
+FORGET_AFTER_S = 600.0  # a peer that has not answered for this long leaves the book (bootstrap peers stay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class _Health:
     state: Literal["up", "down"] | None = None  # None until the first probe or connection says
     misses: int = 0
     next_probe: float = 0.0
+    heard: float = 0.0  # when it last answered, or was first heard of
 
 
 class Heartbeat:
@@ -70,15 +75,23 @@ class Heartbeat:
             tick = trio.current_time()
             for peer in peerstore.peers_with_addrs():
                 self._book.absorb(peer)
-            for peer_id in self._book.peers():
-                self._health.setdefault(peer_id, _Health())
-            for peer in self._host.get_connected_peers():
-                self._health.setdefault(peer.to_base58(), _Health())
+            self._prune(tick)
+            due = sorted((h.next_probe, p) for p, h in self._health.items() if h.next_probe <= tick)
             async with trio.open_nursery() as probes:
-                for peer_id, health in self._health.items():
-                    if health.next_probe <= tick:
-                        probes.start_soon(self._probe, peer_id)
+                for _, peer_id in due[:PROBES_PER_BEAT]:
+                    probes.start_soon(self._probe, peer_id)
             await trio.sleep_until(tick + self.interval)
+
+    def _prune(self, now: float) -> None:
+        """Health for the peers of the book and those connected, no others; the long silent forgotten."""
+        connected = {peer.to_base58() for peer in self._host.get_connected_peers()}
+        for peer_id, health in list(self._health.items()):
+            if peer_id not in connected and now - health.heard > FORGET_AFTER_S:
+                self._book.forget(peer_id)
+        known = set(self._book.peers()) | connected
+        self._health = {p: h for p, h in self._health.items() if p in known}
+        for peer_id in known:
+            self._health.setdefault(peer_id, _Health(heard=now))
 
     async def _probe(self, peer_id: str) -> None:
         peer = ID.from_base58(peer_id)
@@ -100,7 +113,8 @@ class Heartbeat:
 
     def mark_alive(self, peer_id: str) -> None:
         health = self._health.setdefault(peer_id, _Health())
-        health.misses, health.next_probe = 0, 0.0
+        health.misses, health.next_probe, health.heard = 0, 0.0, trio.current_time()
+        self._book.answered(peer_id)
         if health.state != "up":
             health.state = "up"
             self._emit(PeerEvent(peer_id, "up"))

@@ -105,7 +105,11 @@ class Transport:
         self._topics = Topics(identity, self._host, self._opener)
         self._dht = KadDHT(self._host, DHTMode.SERVER)
 
-        self._book = AddressBook(self.peer_id, self._host.get_peerstore())
+        self._book = AddressBook(
+            self.peer_id,
+            self._host.get_peerstore(),
+            kept=(peer_address(a).peer_id.to_base58() for a in self._bootstrap),
+        )
         self._connections = Connections(self._host, network, self._dht, self._book)
         self._heartbeat = Heartbeat(
             self._host,
