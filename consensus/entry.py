@@ -1,4 +1,4 @@
-"""One ledger entry: a round's outcome or a challenge's, signed by the node that ran it.
+"""One ledger entry: a round's outcome, a challenge's, or a checkpoint of the past, signed by its writer.
 
 An entry is a signed statement (`core.statements`) of kind `ledger-entry`
 whose body is `{seq, prev, at, rules, type, record}`: `seq` counts the signer's
@@ -19,7 +19,9 @@ carries the evidence beside the claim:
   the challenged peer's signed commitment and reveal (so the graded answer is
   provably its own) and the grade. The question itself and what counts as right
   are not written: every node holds the bank and grades against its own copy
-  (`grade_challenge`).
+  (`grade_challenge`);
+- a checkpoint: the end of an epoch and, per chain, how many entries its
+  signer holds dated before it: what closes the past (`consensus.checkpoint`).
 
 `check` verifies all of it that can be verified without the rest of the
 ledger and the bank; the chain links are the ledger's to check.
@@ -46,7 +48,9 @@ from routing.grading import grade
 
 KIND = "ledger-entry"
 GENESIS = "0" * 64
-EntryType = Literal["round", "challenge"]
+EntryType = Literal["round", "challenge", "checkpoint"]
+# The epochs of checkpoints (`consensus.checkpoint`): a checkpoint's time is a multiple of this.
+CHECKPOINT_EVERY_S = 60
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
@@ -172,12 +176,29 @@ def check(entry: LedgerEntry) -> None:
             entry.round_evidence()
         elif body["type"] == "challenge":
             _check_challenge(entry.record)
+        elif body["type"] == "checkpoint":
+            _check_checkpoint(entry.record, at)
         else:
             raise BadEntry(f"unknown entry type {body['type']!r}")
     except BadEntry:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadEntry(f"malformed {body.get('type', 'entry')} entry: {exc!r}") from None
+
+
+def _check_checkpoint(record: dict[str, Any], at: float) -> None:
+    """An epoch's end, not after the entry that signs it, and a count of covered entries per chain."""
+    time, heads = record["checkpoint"], record["heads"]
+    if set(record) != {"checkpoint", "heads"}:
+        raise BadEntry(f"a checkpoint holds its time and heads only, not {sorted(record)}")
+    if not isinstance(time, int) or isinstance(time, bool) or time < 0 or time % CHECKPOINT_EVERY_S:
+        raise BadEntry(f"a checkpoint's time must be a multiple of {CHECKPOINT_EVERY_S} s, got {time!r}")
+    if time > at:
+        raise BadEntry("a checkpoint is signed before its own time")
+    if not isinstance(heads, dict) or any(
+        not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in heads.values()
+    ):
+        raise BadEntry("a checkpoint's heads count each chain's covered entries, at least one")
 
 
 def _statement(data: Any, kind: str, signer: str | None = None) -> Statement:

@@ -4,34 +4,48 @@ Entries come from many gateways, in whatever order the network delivers them.
 Each gateway's entries must form an unbroken chain: an entry is taken only
 when it is the next link of its gateway's chain (`prev` is the digest of the
 entry before it); one that arrives ahead of its predecessor waits, in memory,
-for the predecessor to be pulled; one that breaks the chain, forks it, goes
-back in time along it or comes from too far in the future is rejected. The
-reputation book is then the entries applied in the order of `LedgerEntry.key`
-(time, gateway, seq), the same on every node that holds the same entries
-whatever order they came in; `head` digests them in that order, so two nodes
-compare ledgers by comparing heads. An entry that lands before the end of
-that order makes the book be recomputed, lazily, once per batch.
+for the predecessor to be pulled; one that breaks the chain, goes back in time
+along it or comes from too far in the future is rejected. Two entries of one
+gateway with one seq are a fork (`consensus.fork`): both are kept as the proof,
+the chain is cut there and its gateway loses its say for good.
 
-Stored in SQLite in WAL mode with full sync: an entry is on disk, in one
-transaction with the rest of its batch, before it counts, so a node killed at
-any point restarts with a prefix of every chain it had and pulls the rest.
-Entries on disk are checked again when the ledger opens; one that fails, and
-the rest of its chain after it, are moved to a `set_aside` table.
+The reputation book is the entries applied in the order of `LedgerEntry.key`
+(time, gateway, seq), but for those the final checkpoints void: an entry dated
+before a final checkpoint that the checkpoint does not cover counts for nothing
+(`consensus.checkpoint`), so the past the network wrote down is closed. The
+ledger keeps its final checkpoints and evaluates only later epochs. `head`
+digests the entries in that order, the forks and the final checkpoints, so two
+nodes compare ledgers by comparing heads: nodes holding the same entries and
+forks, whatever order they came in, hold the same head and book. An entry that
+lands before the end of that order makes the book be recomputed, once per
+batch; so does a checkpoint that does not cover exactly what was held at its
+time.
+
+Stored in SQLite in WAL mode with full sync: the entries, the forks and the
+final checkpoints of a batch are on disk, in one transaction, before they
+count, so a node killed at any point restarts with a prefix of every chain it
+had and pulls the rest. What is on disk is checked again when the ledger opens:
+an entry that fails, and the rest of its chain after it, are moved to a
+`set_aside` table; a final checkpoint that no longer holds is dropped, with
+every one after it.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import heapq
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from core.envelope import DEFAULT_MAX_SKEW_S
 from core.identity import Identity
 from core.storage import open_sqlite
 from reputation.apply import apply_challenge, apply_round_evidence
@@ -40,23 +54,54 @@ from reputation.rules import Rules
 from routing.datasets import ChallengeBank, challenge_bank
 from routing.grading import GRADER_VERSION
 
-from .entry import GENESIS, BadEntry, EntryType, LedgerEntry, from_wire, grade_challenge, make
+from .checkpoint import Checkpoint, carries, epoch_before, say
+from .entry import (
+    CHECKPOINT_EVERY_S,
+    GENESIS,
+    BadEntry,
+    EntryType,
+    LedgerEntry,
+    from_wire,
+    grade_challenge,
+    make,
+)
+from .fork import Fork, fork_from_wire
 
 log = logging.getLogger("swarm.ledger")
 
 MAX_SKEW_S = 300.0  # how far ahead of this node's clock an entry's time may be
 MAX_WAITING = 10_000  # entries held back for a missing predecessor, at most
+RECENT_EPOCHS = 4  # epochs back for which the say at their end is kept, to settle checkpoints as they come
 _EMPTY_HEAD = hashlib.sha256(b"swarm-ledger-v1").hexdigest()
+
+Key = tuple[float, str, int]
 
 
 class Added(Enum):
     NEW = "new"
     KNOWN = "known"
     WAITING = "waiting"  # for an earlier entry of its chain
+    FORK = "fork"  # a new proof that its gateway forked its chain: the chain is cut there
 
 
 def chain_head(head: str, digest: str) -> str:
     return hashlib.sha256(f"{head}{digest}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Say:
+    """Who had a say at the end of an epoch, and how many entries of each chain were held dated before it."""
+
+    say: dict[str, float]
+    counts: dict[str, int]
+
+
+@dataclass
+class _Batch:
+    """What one call changed, stored in one transaction."""
+
+    new: list[LedgerEntry] = field(default_factory=list)
+    forks: list[Fork] = field(default_factory=list)
 
 
 class Ledger:
@@ -68,8 +113,11 @@ class Ledger:
         bank: ChallengeBank | None = None,
         clock: Callable[[], float] = time.time,
         max_skew_s: float = MAX_SKEW_S,
+        finals: Iterable[Checkpoint] = (),
     ) -> None:
-        """`bank` is the challenge questions the rules name (by default, the open network's)."""
+        """`bank` is the challenge questions the rules name (by default, the open network's). `finals` are
+        the checkpoints another ledger holds as final (see `verify`): they are checked, not taken on trust,
+        but the epochs before the last of them are closed here too."""
         if rules.grader != GRADER_VERSION:
             raise ValueError(
                 f"the rules grade challenges with grader {rules.grader}, this one is {GRADER_VERSION}"
@@ -83,14 +131,7 @@ class Ledger:
         self.rules_digest = rules.digest()
         self.clock = clock
         self.max_skew_s = max_skew_s
-        self._entries: dict[tuple[str, int], LedgerEntry] = {}
-        self._tips: dict[str, LedgerEntry] = {}
-        self._waiting: dict[tuple[str, int], LedgerEntry] = {}
-        self._order: list[tuple[float, str, int]] = []
-        self._book = ReputationBook()
-        self._head = _EMPTY_HEAD
-        self._dirty = False  # an entry landed before the end of the order: book and head are stale
-        self.load_failures: list[str] = []
+        self._reset(list(finals))
         self._db: sqlite3.Connection | None = None
         if path is not None:
             self._db = open_sqlite(path, synchronous="FULL")
@@ -98,7 +139,37 @@ class Ledger:
                 "CREATE TABLE IF NOT EXISTS entries (gateway TEXT NOT NULL, seq INTEGER NOT NULL, "
                 "digest TEXT NOT NULL, wire TEXT NOT NULL, PRIMARY KEY (gateway, seq))"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS forks (gateway TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+                "first TEXT NOT NULL, second TEXT NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS finals (time INTEGER PRIMARY KEY, record TEXT NOT NULL)"
+            )
             self._load()
+
+    def _reset(self, finals: list[Checkpoint]) -> None:
+        self.load_failures: list[str] = []
+        self._entries: dict[tuple[str, int], LedgerEntry] = {}
+        self._tips: dict[str, LedgerEntry] = {}
+        self._ats: dict[str, list[float]] = {}  # per chain, each entry's time by seq
+        self._waiting: dict[tuple[str, int], LedgerEntry] = {}
+        self._order: list[Key] = []
+        self._forks: dict[str, Fork] = {}
+        self._finals = finals
+        self._finals_changed = False  # since the disk last had them
+        # Checkpoints signed: epoch -> record digest -> signers; the records by digest; per signer the
+        # last epoch its chain signed; every epoch signed, in order.
+        self._signatures: dict[int, dict[str, set[str]]] = {}
+        self._records: dict[str, Checkpoint] = {}
+        self._signed: dict[str, int] = {}
+        self._epochs: list[int] = []
+        self._void: set[tuple[str, int]] = set()
+        self._say_at: dict[int, _Say] = {}  # at the ends of recent epochs not yet final
+        self._book = ReputationBook()
+        self._entries_head = _EMPTY_HEAD  # the entries alone, in order
+        self._finals_head = _EMPTY_HEAD  # the final checkpoints alone, in order
+        self._dirty = bool(finals)  # what the order makes (book, head, voids, finals) is stale
 
     def close(self) -> None:
         if self._db is not None:
@@ -117,82 +188,183 @@ class Ledger:
 
     @property
     def head(self) -> str:
-        """A digest of every entry in the order they are applied: equal on nodes holding the same entries."""
+        """A digest of every entry in the order they are applied, then of the forks and the final
+        checkpoints: equal on nodes holding the same."""
         self._refresh()
-        return self._head
+        head = self._entries_head
+        for gateway, fork in sorted(self._forks.items()):
+            head = chain_head(head, f"fork {gateway} {fork.seq}")
+        return chain_head(head, self._finals_head) if self._finals else head
 
     def heads(self) -> dict[str, int]:
         """Per gateway, how many of its entries this ledger holds (the seq it needs next)."""
         return {gateway: tip.seq + 1 for gateway, tip in sorted(self._tips.items())}
 
+    def tips(self) -> dict[str, str]:
+        """Per gateway, the digest of the last of its entries this ledger holds."""
+        return {gateway: tip.digest for gateway, tip in sorted(self._tips.items())}
+
     def tip(self, gateway: str) -> LedgerEntry | None:
         return self._tips.get(gateway)
+
+    def forks(self) -> dict[str, Fork]:
+        """Per gateway proved to have forked its chain, the proof."""
+        return dict(sorted(self._forks.items()))
+
+    @property
+    def finals(self) -> list[Checkpoint]:
+        """The final checkpoints, in time order: what they cover, and nothing else before them, counts."""
+        self._refresh()
+        return list(self._finals)
+
+    def void(self, gateway: str, seq: int) -> bool:
+        """Whether the entry is dated before a final checkpoint that does not cover it: held, not applied."""
+        self._refresh()
+        return (gateway, seq) in self._void
+
+    def holds(self, checkpoint: Checkpoint) -> bool:
+        """Whether this ledger holds every entry the checkpoint covers."""
+        return all(
+            checkpoint.covered(g, self._cut_at(g)) <= len(self._ats.get(g, ())) for g in checkpoint.heads
+        )
 
     def waiting(self) -> list[tuple[str, int]]:
         """The (gateway, seq) of entries held back until their predecessors come."""
         return sorted(self._waiting)
 
     def recent(self, n: int) -> list[LedgerEntry]:
-        """The last n entries in the ledger's order, newest first."""
-        return [self._entries[(gw, seq)] for _, gw, seq in reversed(self._order[-n:])] if n > 0 else []
+        """The last n rounds and challenges in the ledger's order, newest first (checkpoints left out)."""
+        found: list[LedgerEntry] = []
+        for _, gateway, seq in reversed(self._order):
+            if len(found) >= n:
+                break
+            entry = self._entries[(gateway, seq)]
+            if entry.type != "checkpoint":
+                found.append(entry)
+        return found
 
-    def since(self, have: Mapping[str, int], limit: int) -> list[LedgerEntry]:
-        """Up to `limit` entries that a ledger holding `have` (as `heads`) lacks, each chain in order."""
+    def since(
+        self, have: Mapping[str, int], limit: int, tips: Mapping[str, str] | None = None
+    ) -> list[LedgerEntry]:
+        """Up to `limit` entries that a ledger holding `have` (as `heads`) lacks, each chain in order. Where
+        `tips` (as `tips`) says its last entry of a chain is not the one held here at that seq, the one held
+        here comes first: the two are a fork, which the other ledger can then prove."""
         missing = []
         for gateway, tip in sorted(self._tips.items()):
-            for seq in range(max(0, int(have.get(gateway, 0))), tip.seq + 1):
+            start = max(0, int(have.get(gateway, 0)))
+            theirs = (tips or {}).get(gateway)
+            if (
+                theirs is not None
+                and 0 < start <= tip.seq + 1
+                and self._entries[(gateway, start - 1)].digest != theirs
+            ):
+                start -= 1
+            for seq in range(start, tip.seq + 1):
                 if len(missing) == limit:
                     return missing
                 missing.append(self._entries[(gateway, seq)])
         return missing
 
     def stored(self) -> Iterator[dict[str, Any]]:
-        """Every entry as it is on disk (not as held in memory), each chain in order: what `verify` checks."""
+        """Everything as it is on disk (not as held in memory), what `verify` checks: every entry, each
+        chain in order, then each fork (`{"fork": [entry, entry]}`), then each final checkpoint
+        (`{"final": record}`)."""
         if self._db is None:
             yield from (e.to_wire() for _, e in sorted(self._entries.items()))
+            yield from ({"fork": f.to_wire()} for _, f in sorted(self._forks.items()))
+            yield from ({"final": c.to_record()} for c in self._finals)
             return
         for (wire,) in self._db.execute("SELECT wire FROM entries ORDER BY gateway, seq"):
             yield json.loads(wire)
+        for first, second in self._db.execute("SELECT first, second FROM forks ORDER BY gateway"):
+            yield {"fork": [json.loads(first), json.loads(second)]}
+        for (record,) in self._db.execute("SELECT record FROM finals ORDER BY time"):
+            yield {"final": json.loads(record)}
+
+    def checkpoint(self, time: int) -> Checkpoint:
+        """The checkpoint of `time` as this ledger would sign it: how many entries of each chain it holds
+        dated before then."""
+        counts = {g: bisect.bisect_left(ats, time) for g, ats in sorted(self._ats.items())}
+        return Checkpoint(time, {g: n for g, n in counts.items() if n})
+
+    def due_checkpoint(self, signer: str, now: float) -> Checkpoint | None:
+        """The checkpoint `signer` is to sign at `now`: that of the last epoch ended by then, unless its
+        chain signed that epoch already, a checkpoint as late is final, or nothing is dated before it."""
+        self._refresh()
+        time = epoch_before(now)
+        closed = self._finals[-1].time if self._finals else -1
+        checkpoint = self.checkpoint(time)
+        return (
+            None if time <= max(closed, self._signed.get(signer, -1)) or not checkpoint.heads else checkpoint
+        )
 
     # ---- changing
 
-    def add(self, entry: LedgerEntry) -> Added:
+    def add(self, entry: LedgerEntry | Fork) -> Added:
         return self.add_many([entry])[0]
 
-    def add_many(self, entries: Iterable[LedgerEntry], rejected: list[BadEntry] | None = None) -> list[Added]:
-        """Take checked entries (`entry.from_wire`) in any order, storing the new ones in one transaction.
-        An entry that breaks its chain raises BadEntry (those before it are kept), or with `rejected`
-        given is put there and the rest taken."""
+    def add_many(
+        self, items: Iterable[LedgerEntry | Fork], rejected: list[BadEntry] | None = None
+    ) -> list[Added]:
+        """Take checked entries (`entry.from_wire`) and forks (`fork.fork_from_wire`) in any order, storing
+        what is new in one transaction. An entry that breaks its chain raises BadEntry (what came before it
+        is kept), or with `rejected` given is put there and the rest taken."""
         results: list[Added] = []
-        new: list[LedgerEntry] = []
+        batch = _Batch()
         try:
-            for entry in entries:
+            for item in items:
                 try:
-                    results.append(self._take(entry, new))
+                    results.append(
+                        self._cut(item, batch) if isinstance(item, Fork) else self._take(item, batch)
+                    )
                 except BadEntry as exc:
                     if rejected is None:
                         raise
                     rejected.append(exc)
         finally:
-            self._store(new)
+            self._commit(batch)
         return results
 
     def append(self, identity: Identity, type: EntryType, record: dict[str, Any]) -> LedgerEntry:
-        """Sign and add this node's next entry."""
+        """Sign and add this node's next entry. It is dated no earlier than the latest epoch any chain has
+        signed a checkpoint of (one up to the clock skew ahead of this node's clock): a node whose clock
+        is behind does not write into a past others are closing."""
         tip = self.tip(identity.peer_id)
-        at = max(self.clock(), tip.at if tip else 0.0)
+        now = self.clock()
+        signed = self._epochs[: bisect.bisect_right(self._epochs, now + DEFAULT_MAX_SKEW_S)]
+        at = max(now, tip.at if tip else 0.0, signed[-1] if signed else 0.0)
         seq, prev = (tip.seq + 1, tip.digest) if tip else (0, GENESIS)
         entry = make(identity, seq, prev, at, type, record, self.rules_digest)
         self.add(entry)
         return entry
 
-    def _take(self, entry: LedgerEntry, new: list[LedgerEntry]) -> Added:
+    def adopt(self, finals: Iterable[Checkpoint]) -> bool:
+        """Take a peer's final checkpoints, if this ledger has none of its own: a new node's, which can't
+        tell a backdated past from the real one by the entries alone (`consensus.checkpoint`). They are
+        checked as the entries come, like any final checkpoint held, and dropped if they don't hold.
+        Whether they were taken."""
+        self._refresh()
+        finals = list(finals)
+        if self._finals or not finals:
+            return False
+        self._finals, self._finals_changed, self._dirty = finals, True, True
+        self._commit(_Batch())
+        return True
+
+    def _take(self, entry: LedgerEntry, batch: _Batch) -> Added:
         gateway, seq = entry.gateway, entry.seq
-        known = self._entries.get((gateway, seq))
+        fork = self._forks.get(gateway)
+        if fork is not None and seq >= fork.seq:
+            if entry.digest in fork.digests:
+                return Added.KNOWN
+            raise BadEntry(
+                f"entry {seq} of {gateway}: its chain forked at entry {fork.seq} and takes no more"
+            )
+        known = self._entries.get((gateway, seq)) or self._waiting.get((gateway, seq))
         if known is not None:
-            if known.digest != entry.digest:
-                raise BadEntry(f"entry {seq} of {gateway} conflicts with the one held: a forked chain")
-            return Added.KNOWN
+            if known.digest == entry.digest:
+                return Added.KNOWN
+            return self._cut(Fork.between(known, entry), batch)
         if entry.rules != self.rules_digest:
             raise BadEntry(
                 f"entry {seq} of {gateway} was made under other reputation rules ({entry.rules[:12]})"
@@ -210,18 +382,18 @@ class Ledger:
                 )
             self._waiting[(gateway, seq)] = entry
             return Added.WAITING
-        self._link(entry, new)
+        self._link(entry, batch)
         seq += 1
         while (follower := self._waiting.pop((gateway, seq), None)) is not None:
             try:
-                self._link(follower, new)
+                self._link(follower, batch)
             except BadEntry as exc:
                 log.warning("dropped a waiting entry: %s", exc)
                 break
             seq += 1
         return Added.NEW
 
-    def _link(self, entry: LedgerEntry, new: list[LedgerEntry]) -> None:
+    def _link(self, entry: LedgerEntry, batch: _Batch) -> None:
         """Add the entry that follows its gateway's tip, if it really does."""
         tip = self._tips.get(entry.gateway)
         if entry.prev != (tip.digest if tip else GENESIS):
@@ -231,55 +403,304 @@ class Ledger:
         if tip is not None and entry.at < tip.at:
             raise BadEntry(f"entry {entry.seq} of {entry.gateway} is dated before the entry it follows")
         self._insert(entry)
-        new.append(entry)
+        batch.new.append(entry)
 
     def _insert(self, entry: LedgerEntry) -> None:
-        self._entries[(entry.gateway, entry.seq)] = entry
-        self._tips[entry.gateway] = entry
-        if self._dirty or (self._order and entry.key < self._order[-1]):
+        gateway = entry.gateway
+        # At the end of the order, applied at once; anywhere else, everything after it is replayed.
+        last = max((*self._order[-1:], *self._bans()), default=None)
+        at_end = not self._dirty and gateway not in self._forks and (last is None or entry.key > last)
+        if at_end and last is not None:
+            self._cross(last[0], entry.at)
+        self._entries[(gateway, entry.seq)] = entry
+        self._tips[gateway] = entry
+        self._ats.setdefault(gateway, []).append(entry.at)
+        epoch = self._sign(entry) if entry.type == "checkpoint" else None
+        if not at_end:
             bisect.insort(self._order, entry.key)
             self._dirty = True
             return
         self._order.append(entry.key)
-        self._apply(entry)
+        self._apply(self._book, entry)
+        self._entries_head = chain_head(self._entries_head, entry.digest)
+        if epoch is not None:
+            self._settle_at_once(epoch)
 
-    def _apply(self, entry: LedgerEntry) -> None:
-        if entry.type == "round":
-            apply_round_evidence(self._book, entry.gateway, entry.round_evidence(), self.rules, entry.at)
+    def _sign(self, entry: LedgerEntry) -> int | None:
+        """Count a checkpoint entry as its signer's signature, if its epoch is later than every epoch its
+        chain signed before; the epoch it counts for."""
+        checkpoint = Checkpoint.of(entry)
+        if checkpoint.time <= self._signed.get(entry.gateway, -1):
+            return None
+        self._signed[entry.gateway] = checkpoint.time
+        self._records.setdefault(checkpoint.digest, checkpoint)
+        if checkpoint.time not in self._signatures:
+            bisect.insort(self._epochs, checkpoint.time)
+        self._signatures.setdefault(checkpoint.time, {}).setdefault(checkpoint.digest, set()).add(
+            entry.gateway
+        )
+        return checkpoint.time
+
+    def _cross(self, last: float, at: float) -> None:
+        """Keep the say at the end of each recent epoch between the last entry applied and one dated `at`."""
+        closed = self._finals[-1].time if self._finals else -1
+        first = max(
+            epoch_before(last) + CHECKPOINT_EVERY_S,
+            epoch_before(at) - (RECENT_EPOCHS - 1) * CHECKPOINT_EVERY_S,
+        )
+        ends = [t for t in range(first, epoch_before(at) + 1, CHECKPOINT_EVERY_S) if t > closed]
+        if not ends:
+            return
+        now = _Say(say(self._book, self.rules), self.heads())
+        for t in ends:
+            self._say_at[t] = now
+        for t in sorted(self._say_at)[:-RECENT_EPOCHS]:
+            del self._say_at[t]
+
+    def _settle_at_once(self, epoch: int) -> None:
+        """Settle an epoch as its signatures come, where its checkpoints cover exactly what was held at its
+        end; anything else is left to the replay."""
+        latest = self._finals[-1] if self._finals else None
+        if latest is not None and epoch <= latest.time:
+            return  # a closed past
+        at_end = self._say_at.get(epoch)
+        for digest, signers in sorted(self._signatures[epoch].items()):
+            checkpoint = self._records[digest]
+            if at_end is None or dict(checkpoint.heads) != at_end.counts:
+                if at_end is not None and latest is not None and not any(at_end.say.get(s) for s in signers):
+                    continue  # signed by nobody with a say: it can't be final
+                self._dirty = True
+                return
+            if checkpoint.extends(latest) and carries(signers, at_end.say):
+                self._finals.append(checkpoint)
+                self._finals_head = chain_head(self._finals_head, checkpoint.digest)
+                self._finals_changed = True
+                for t in [t for t in self._say_at if t <= epoch]:
+                    del self._say_at[t]
+                return
+
+    def _cut(self, fork: Fork, batch: _Batch) -> Added:
+        """Take the proof that a gateway forked its chain: the chain ends before the fork, nothing of it
+        waits any more, and the replay bans the gateway. A fork lower down replaces one higher up."""
+        gateway, seq = fork.gateway, fork.seq
+        held = self._forks.get(gateway)
+        if held is not None and held.seq <= seq:
+            return Added.KNOWN
+        log.warning("%s forked its chain at entry %d: its say is gone", gateway, seq)
+        self._forks[gateway] = fork
+        self._order = [k for k in self._order if k[1] != gateway or k[2] < seq]
+        for s in range(seq, len(self._ats.get(gateway, ()))):
+            del self._entries[(gateway, s)]
+        kept = self._ats.pop(gateway, [])[:seq]
+        if kept:
+            self._ats[gateway] = kept
+            self._tips[gateway] = self._entries[(gateway, len(kept) - 1)]
         else:
-            apply_challenge(self._book, entry.challenge_outcome(self.bank), self.rules, entry.at)
-        self._head = chain_head(self._head, entry.digest)
+            self._tips.pop(gateway, None)
+        for key in [k for k in self._waiting if k[0] == gateway and k[1] >= seq]:
+            del self._waiting[key]
+        batch.forks.append(fork)
+        self._dirty = True
+        return Added.FORK
+
+    def _cut_at(self, gateway: str) -> int | None:
+        fork = self._forks.get(gateway)
+        return None if fork is None else fork.seq
+
+    def _bans(self) -> list[Key]:
+        """Where each forker is banned in the order: right after the last entry it has before the fork."""
+        bans = []
+        for gateway, fork in self._forks.items():
+            tip = self._tips.get(gateway)
+            bans.append((tip.at if tip is not None else 0.0, gateway, fork.seq))
+        return sorted(bans)
+
+    def _apply(self, book: ReputationBook, entry: LedgerEntry) -> None:
+        if entry.type == "round":
+            apply_round_evidence(book, entry.gateway, entry.round_evidence(), self.rules, entry.at)
+        elif entry.type == "challenge":
+            apply_challenge(book, entry.challenge_outcome(self.bank), self.rules, entry.at)
+
+    def _play(self, book: ReputationBook, key: Key, void: set[tuple[str, int]]) -> None:
+        """One step of the order: a forker banned, or an entry applied unless void."""
+        gateway, seq = key[1], key[2]
+        if self._cut_at(gateway) == seq:
+            book.ban(gateway)
+        elif (gateway, seq) not in void:
+            self._apply(book, self._entries[(gateway, seq)])
+
+    # ---- the replay
 
     def _refresh(self) -> None:
         if not self._dirty:
             return
-        self._book, self._head = ReputationBook(), _EMPTY_HEAD
-        for _, gateway, seq in self._order:
-            self._apply(self._entries[(gateway, seq)])
+        self._index_signatures()
+        while not self._replay():
+            pass
         self._dirty = False
 
-    def _store(self, entries: list[LedgerEntry]) -> None:
-        if self._db is None or not entries:
+    def _index_signatures(self) -> None:
+        self._signatures, self._records, self._signed, self._epochs = {}, {}, {}, []
+        for gateway, ats in self._ats.items():
+            for seq in range(len(ats)):
+                entry = self._entries[(gateway, seq)]
+                if entry.type == "checkpoint":
+                    self._sign(entry)
+
+    def _replay(self) -> bool:
+        """Apply every entry in order to a new book, settling the epochs on the way: the final checkpoints
+        held are checked again, and the later epochs evaluated. False, and the finals cut short, if a final
+        checkpoint no longer holds (a fork took a signer's say): the replay is to start again."""
+        finals, kept = self._finals, []
+        void = self._voids(finals)
+        closed = finals[-1].time if finals else -1
+        last = epoch_before(self._order[-1][0]) if self._order else None
+        recent = (
+            set()
+            if last is None
+            else set(range(last - (RECENT_EPOCHS - 1) * CHECKPOINT_EVERY_S, last + 1, CHECKPOINT_EVERY_S))
+        )
+        stops = sorted({c.time for c in finals} | {t for t in self._signatures if t > closed} | recent)
+        book, head, say_at = ReputationBook(), _EMPTY_HEAD, {}
+        # Each epoch's end comes before the entries dated at it: those dated before it are all applied.
+        for key in heapq.merge(self._order, self._bans(), [(float(t), "", -1) for t in stops]):
+            if key[2] != -1:
+                self._play(book, key, void)
+                if self._cut_at(key[1]) != key[2]:
+                    head = chain_head(head, self._entries[(key[1], key[2])].digest)
+                continue
+            t = int(key[0])
+            if len(kept) < len(finals):
+                if finals[len(kept)].time == t:
+                    if not self._holds_again(finals[len(kept)], t, book, kept[-1] if kept else None):
+                        self._finals, self._finals_changed = finals[: len(kept)], True
+                        return False
+                    kept.append(finals[len(kept)])
+            elif t in self._signatures and t > (kept[-1].time if kept else -1):
+                book = self._evaluate(t, book, kept, void)
+            if t in recent and t > (kept[-1].time if kept else -1):
+                say_at[t] = _Say(say(book, self.rules), dict(self.checkpoint(t).heads))
+        self._finals_changed |= len(kept) < len(finals)  # two held for one time: the second never holds
+        self._finals, self._void, self._book, self._entries_head, self._say_at = (
+            kept,
+            void,
+            book,
+            head,
+            say_at,
+        )
+        self._finals_head = _EMPTY_HEAD
+        for checkpoint in kept:
+            self._finals_head = chain_head(self._finals_head, checkpoint.digest)
+        return True
+
+    def _holds_again(
+        self, checkpoint: Checkpoint, t: int, book: ReputationBook, before: Checkpoint | None
+    ) -> bool:
+        """Whether a final checkpoint still is: the book at its time is the world it covers (its voids
+        applied), so its signers must still carry it there. One whose entries are not all held yet is
+        taken as final until they come."""
+        if not self.holds(checkpoint):
+            return True
+        signers = self._signatures.get(t, {}).get(checkpoint.digest, set())
+        return (
+            self._uncovered(checkpoint, t) is not None
+            and checkpoint.extends(before)
+            and carries(signers, say(book, self.rules))
+        )
+
+    def _evaluate(
+        self, t: int, book: ReputationBook, kept: list[Checkpoint], void: set[tuple[str, int]]
+    ) -> ReputationBook:
+        """Settle epoch `t`: the first of its checkpoints (by digest) that extends the last final one and
+        that its signers carry in the world it covers becomes final. Returns the book at `t`, which leaves
+        out what that checkpoint voids."""
+        latest = kept[-1] if kept else None
+        now = say(book, self.rules)
+        for digest, signers in sorted(self._signatures[t].items()):
+            checkpoint = self._records[digest]
+            if not checkpoint.extends(latest) or not self.holds(checkpoint):
+                continue
+            extra = self._uncovered(checkpoint, t)
+            if extra is None:
+                continue
+            extra -= void
+            if not extra:
+                world = book
+            elif latest is not None and not any(now.get(s) for s in signers):
+                continue  # signed by nobody with a say: it can't be final
+            else:
+                world = self._book_before(t, void | extra)
+            if carries(signers, say(world, self.rules)):
+                kept.append(checkpoint)
+                self._finals_changed = True
+                void |= extra
+                return world
+        return book
+
+    def _uncovered(self, checkpoint: Checkpoint, t: int) -> set[tuple[str, int]] | None:
+        """The entries held dated before `t` that the checkpoint does not cover; None if it covers one dated
+        at `t` or later, which no honest signer does."""
+        extra = set()
+        for gateway, ats in self._ats.items():
+            covered, before = checkpoint.covered(gateway, self._cut_at(gateway)), bisect.bisect_left(ats, t)
+            if covered > before:
+                return None
+            extra.update((gateway, seq) for seq in range(covered, before))
+        return extra
+
+    def _voids(self, finals: list[Checkpoint]) -> set[tuple[str, int]]:
+        void: set[tuple[str, int]] = set()
+        for checkpoint in finals:
+            for gateway, ats in self._ats.items():
+                covered = checkpoint.covered(gateway, self._cut_at(gateway))
+                void.update(
+                    (gateway, seq) for seq in range(covered, bisect.bisect_left(ats, checkpoint.time))
+                )
+        return void
+
+    def _book_before(self, t: int, void: set[tuple[str, int]]) -> ReputationBook:
+        book = ReputationBook()
+        for key in heapq.merge(self._order, self._bans()):
+            if key[0] >= t:
+                break
+            self._play(book, key, void)
+        return book
+
+    # ---- on disk
+
+    def _commit(self, batch: _Batch) -> None:
+        """Settle what the batch changed and store it; if the disk refuses, memory goes back to the disk."""
+        self._refresh()
+        if self._db is None:
+            self._finals_changed = False
             return
-        rows = [(e.gateway, e.seq, e.digest, json.dumps(e.to_wire(), separators=(",", ":"))) for e in entries]
+        new = [e for e in batch.new if self._entries.get((e.gateway, e.seq)) is e]
+        if not (new or batch.forks or self._finals_changed):
+            return
         try:
             with self._transaction() as db:
-                db.executemany("INSERT INTO entries (gateway, seq, digest, wire) VALUES (?, ?, ?, ?)", rows)
+                db.executemany(
+                    "INSERT INTO entries (gateway, seq, digest, wire) VALUES (?, ?, ?, ?)",
+                    [(e.gateway, e.seq, e.digest, _json(e.to_wire())) for e in new],
+                )
+                for fork in batch.forks:
+                    db.execute("DELETE FROM entries WHERE gateway = ? AND seq >= ?", (fork.gateway, fork.seq))
+                    db.execute(
+                        "INSERT OR REPLACE INTO forks (gateway, seq, first, second) VALUES (?, ?, ?, ?)",
+                        (fork.gateway, fork.seq, *(_json(w) for w in fork.to_wire())),
+                    )
+                if self._finals_changed:
+                    db.execute("DELETE FROM finals")
+                    db.executemany(
+                        "INSERT INTO finals (time, record) VALUES (?, ?)",
+                        [(c.time, _json(c.to_record())) for c in self._finals],
+                    )
         except sqlite3.Error:
             # Not on disk, so not held either: memory goes back to what the disk says.
-            for e in entries:
-                self._forget(e)
+            self._reset([])
+            self._load()
             raise
-
-    def _forget(self, entry: LedgerEntry) -> None:
-        del self._entries[(entry.gateway, entry.seq)]
-        previous = self._entries.get((entry.gateway, entry.seq - 1))
-        if previous is None:
-            self._tips.pop(entry.gateway, None)
-        else:
-            self._tips[entry.gateway] = previous
-        self._order.remove(entry.key)
-        self._dirty = True
+        self._finals_changed = False
 
     def _transaction(self) -> _Transaction:
         assert self._db is not None
@@ -287,6 +708,17 @@ class Ledger:
 
     def _load(self) -> None:
         assert self._db is not None
+        for gateway, seq, first, second in self._db.execute("SELECT gateway, seq, first, second FROM forks"):
+            try:
+                fork = fork_from_wire([json.loads(first), json.loads(second)])
+                if (fork.gateway, fork.seq) != (gateway, seq):
+                    raise BadEntry(f"stored as the fork of {gateway} at {seq}")
+            except (BadEntry, ValueError) as exc:
+                self.load_failures.append(f"the fork of {gateway}: {exc}")
+                continue
+            self._forks[gateway] = fork
+        for (record,) in self._db.execute("SELECT record FROM finals ORDER BY time"):
+            self._finals.append(Checkpoint.from_record(json.loads(record)))
         rows = self._db.execute("SELECT gateway, seq, wire FROM entries ORDER BY gateway, seq").fetchall()
         entries = []
         for gateway, seq, wire in rows:
@@ -298,15 +730,17 @@ class Ledger:
                 self.load_failures.append(f"entry {seq} of {gateway}: {exc}")
                 continue
             entries.append(entry)
-        new: list[LedgerEntry] = []
+        batch = _Batch()
         for entry in entries:
             try:
-                self._take(entry, new)
+                self._take(entry, batch)
             except BadEntry as exc:
                 self.load_failures.append(str(exc))
         self._waiting.clear()
+        self._dirty = True
+        self._refresh()
         unused = [(gw, seq) for gw, seq, _ in rows if (gw, seq) not in self._entries]
-        if unused:
+        if unused or self._finals_changed:
             # Set aside, not deleted, so an operator can look; the chain goes on from its last good entry.
             with self._transaction() as db:
                 db.execute("CREATE TABLE IF NOT EXISTS set_aside AS SELECT * FROM entries WHERE 0")
@@ -315,8 +749,19 @@ class Ledger:
                         "INSERT INTO set_aside SELECT * FROM entries WHERE gateway = ? AND seq = ?", key
                     )
                     db.execute("DELETE FROM entries WHERE gateway = ? AND seq = ?", key)
+                if self._finals_changed:
+                    db.execute("DELETE FROM finals")
+                    db.executemany(
+                        "INSERT INTO finals (time, record) VALUES (?, ?)",
+                        [(c.time, _json(c.to_record())) for c in self._finals],
+                    )
+            self._finals_changed = False
         for failure in self.load_failures:
             log.error("ledger on disk: %s (set aside)", failure)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 class _Transaction:
@@ -336,15 +781,32 @@ class _Transaction:
 def verify(
     wires: Iterable[Any], rules: Rules = Rules(), bank: ChallengeBank | None = None
 ) -> tuple[Ledger, list[str]]:
-    """Check a whole ledger from its entries as plain data, under `rules` and the challenge bank they name:
-    the ledger they make, and every failure (a bad signature or piece of evidence, a challenge question
-    not in the bank or graded otherwise, a broken or forked chain, an entry left without its predecessor)."""
-    ledger = Ledger(rules=rules, bank=bank, max_skew_s=float("inf"))
+    """Check a whole ledger from what it stores (`Ledger.stored`), under `rules` and the challenge bank
+    they name: the ledger it makes, and every failure (a bad signature or piece of evidence, a challenge
+    question not in the bank or graded otherwise, a broken chain, an entry left without its predecessor,
+    a fork that proves nothing, a checkpoint held as final that is not)."""
+    items: list[LedgerEntry | Fork] = []
+    claimed: list[Checkpoint] = []
     failures = []
     for i, wire in enumerate(wires):
         try:
-            ledger.add(from_wire(wire))
-        except BadEntry as exc:
+            if isinstance(wire, Mapping) and "fork" in wire:
+                items.append(fork_from_wire(wire["fork"]))
+            elif isinstance(wire, Mapping) and "final" in wire:
+                claimed.append(Checkpoint.from_record(wire["final"]))
+            else:
+                items.append(from_wire(wire))
+        except (BadEntry, KeyError, TypeError, ValueError, AttributeError) as exc:
             failures.append(f"entry #{i}: {exc}")
+    ledger = Ledger(rules=rules, bank=bank, max_skew_s=float("inf"), finals=claimed)
+    rejected: list[BadEntry] = []
+    ledger.add_many(items, rejected)
+    failures += [str(exc) for exc in rejected]
     failures += [f"entry {seq} of {gw} has no entry {seq - 1} before it" for gw, seq in ledger.waiting()]
+    final = {c.digest for c in ledger.finals}
+    for checkpoint in claimed:
+        if checkpoint.digest not in final:
+            failures.append(f"the checkpoint of {checkpoint.time} is held as final, and is not")
+        elif not ledger.holds(checkpoint):
+            failures.append(f"the final checkpoint of {checkpoint.time} covers entries not held")
     return ledger, failures

@@ -4,8 +4,22 @@ A new entry goes out on GossipSub at once. Pubsub can drop messages
 silently, so nothing depends on it: every announcement carries the sender's
 ledger head, and a node whose head differs asks that peer, over
 `/swarm/ledger/1.0.0`, for every entry it lacks (by how many entries of each
-chain it holds); a gossiped entry that arrives ahead of its predecessor makes
-it ask the sender too. What does not verify is dropped and counted.
+chain it holds, and the digest of the last); a gossiped entry that arrives
+ahead of its predecessor makes it ask the sender too. What does not verify is
+dropped and counted.
+
+Two entries of one gateway with one seq are a fork: the node that sees both
+keeps them as the proof and gossips it at once (`{"fork": [entry, entry]}`),
+and every pull hands over the proofs the puller lacks, so every node ends
+holding it and the forker has no say anywhere. A peer whose last entry of a
+chain differs from this node's at the same seq is sent this node's, so the
+fork shows even where nobody saw both. A node that has no final checkpoint
+yet (a new one) takes those of the first peer it pulls from, before the
+entries: from the entries alone a backdated past can't be told from the real
+one (`consensus.checkpoint`).
+
+Every node with a say signs a checkpoint of each epoch `CHECKPOINT_DELAY_S`
+after its end, as an entry of its own chain: what it holds dated before then.
 
 The book the ledger computes decides who has a say here: who may answer and
 judge (`may`), and how much a judge's vote weighs (`weight`).
@@ -15,12 +29,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import trio
 
-from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire
+from consensus import Added, BadEntry, Checkpoint, Fork, Ledger, LedgerEntry, fork_from_wire, from_wire
 from core.identity import Identity
 from reputation import Role, has_say, judge_weight
 
@@ -34,6 +49,10 @@ LEDGER_PROTOCOL = "/swarm/ledger/1.0.0"
 PULL_BATCH = 200  # entries per reply frame: a few KB each, well under the frame limit
 PULL_LIMIT = 2000  # entries per pull request; the puller asks again while there are more
 PULL_TIMEOUT_S = 60.0
+# After an epoch's end, the time its last entries take to reach every node (gossip, or the pull an
+# announcement starts) before this node signs what it holds of it; nodes that hold the same sign the same.
+CHECKPOINT_DELAY_S = 10.0
+CHECKPOINT_BEAT_S = 2.0  # how often a node looks for an epoch to sign
 
 
 def round_record(result: RoundResult) -> dict[str, Any]:
@@ -110,6 +129,15 @@ class LedgerService:
     def record_round(self, result: RoundResult) -> None:
         self.record("round", round_record(result))
 
+    def sign_checkpoint(self, now: float) -> LedgerEntry | None:
+        """Sign the checkpoint of the last epoch ended `CHECKPOINT_DELAY_S` before `now`, if this node has a
+        say of its own and has not signed it; nobody has one in a network's first moments, and a
+        checkpoint then would carry nothing."""
+        if not self.proven(self.identity.peer_id):
+            return None
+        checkpoint = self.ledger.due_checkpoint(self.identity.peer_id, now - CHECKPOINT_DELAY_S)
+        return None if checkpoint is None else self.record("checkpoint", checkpoint.to_record())
+
     # ---- replicating
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -117,7 +145,13 @@ class LedgerService:
             self._nursery = nursery
             if self.transport is not None:
                 nursery.start_soon(self._listen)
+            nursery.start_soon(self._sign_checkpoints)
             task_status.started()
+
+    async def _sign_checkpoints(self) -> None:
+        while True:
+            self.sign_checkpoint(time.time())
+            await trio.sleep(CHECKPOINT_BEAT_S)
 
     async def _listen(self) -> None:
         assert self.transport is not None
@@ -127,22 +161,28 @@ class LedgerService:
                 self.offered(sender, None)
 
     def _take(self, wires: list[Any], sender: str) -> list[Added]:
-        entries: list[LedgerEntry] = []
+        """Take entries and forks (`{"fork": [entry, entry]}`) from a peer; a fork they prove is spread."""
+        items: list[LedgerEntry | Fork] = []
         for wire in wires:
             try:
-                entries.append(from_wire(wire))
+                is_fork = isinstance(wire, Mapping) and "fork" in wire
+                items.append(fork_from_wire(wire["fork"]) if is_fork else from_wire(wire))
             except BadEntry as exc:
                 self.rejected += 1
                 log.warning("rejected a ledger entry from %s: %s", sender, exc)
         rejected: list[BadEntry] = []
+        known = {gateway: fork.seq for gateway, fork in self.ledger.forks().items()}
         try:
-            added = self.ledger.add_many(entries, rejected)
+            added = self.ledger.add_many(items, rejected)
         except (sqlite3.Error, OSError) as exc:
             log.error("could not store ledger entries from %s: %s", sender, exc)
             return []
         for exc in rejected:
             self.rejected += 1
             log.warning("rejected a ledger entry from %s: %s", sender, exc)
+        for gateway, fork in self.ledger.forks().items():
+            if known.get(gateway) != fork.seq and self._nursery is not None and self.transport is not None:
+                self._nursery.start_soon(self.transport.publish, LEDGER_TOPIC, {"fork": fork.to_wire()})
         return added
 
     def offered(self, peer_id: str, head: str | None) -> None:
@@ -159,29 +199,55 @@ class LedgerService:
         new = 0
         try:
             while True:
-                body = {"have": self.ledger.heads()}
+                body = {
+                    "have": self.ledger.heads(),
+                    "tips": self.ledger.tips(),
+                    "forks": {gateway: fork.seq for gateway, fork in self.ledger.forks().items()},
+                    "finals": len(self.ledger.finals),
+                }
                 more = False
+                finals: list[Checkpoint] = []
                 async with self.transport.stream(
                     peer_id, LEDGER_PROTOCOL, body, timeout=PULL_TIMEOUT_S
                 ) as frames:
                     async for frame in frames:
+                        if "finals" in frame:  # before anything else, and only to a ledger with none
+                            finals += [Checkpoint.from_record(r) for r in frame["finals"]]
+                            continue
+                        if finals and self.ledger.adopt(finals):
+                            log.info("took %d final checkpoints from %s", len(finals), peer_id)
+                        finals = []
+                        if "forks" in frame:
+                            self._take([{"fork": proof} for proof in frame["forks"]], peer_id)
                         if "entries" in frame:
                             new += self._take(list(frame["entries"]), peer_id).count(Added.NEW)
                         more = bool(frame.get("more"))
                 if not more:
                     return new
-        except (PeerUnavailable, RequestTimeout, RemoteError) as exc:
+        except (PeerUnavailable, RequestTimeout, RemoteError, KeyError, TypeError, ValueError) as exc:
             log.info("could not fetch ledger entries from %s: %s", peer_id, exc)
             return new
         finally:
             self._pulling.discard(peer_id)
 
     async def _serve_pull(self, sender: str, body: dict[str, Any]) -> Any:
-        have = body.get("have")
-        if not isinstance(have, Mapping):
-            yield {"error": "have must map gateways to entry counts"}
+        have, tips, forks = body.get("have"), body.get("tips", {}), body.get("forks", {})
+        if not all(isinstance(m, Mapping) for m in (have, tips, forks)):
+            yield {"error": "have, tips and forks must map gateways to entry counts, digests and seqs"}
             return
-        missing = self.ledger.since({str(k): int(v) for k, v in have.items()}, PULL_LIMIT + 1)
+        if body.get("finals") == 0:
+            finals = [c.to_record() for c in self.ledger.finals]
+            for start in range(0, len(finals), PULL_BATCH):
+                yield {"finals": finals[start : start + PULL_BATCH]}
+        theirs = {str(k): int(v) for k, v in forks.items()}
+        proofs = [f.to_wire() for g, f in self.ledger.forks().items() if g not in theirs or theirs[g] > f.seq]
+        for start in range(0, len(proofs), PULL_BATCH):
+            yield {"forks": proofs[start : start + PULL_BATCH]}
+        missing = self.ledger.since(
+            {str(k): int(v) for k, v in have.items()},
+            PULL_LIMIT + 1,
+            {str(k): str(v) for k, v in tips.items()},
+        )
         more = len(missing) > PULL_LIMIT
         missing = missing[:PULL_LIMIT]
         for start in range(0, len(missing), PULL_BATCH):

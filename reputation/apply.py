@@ -18,15 +18,15 @@ from reputation.rules import Role, Rules
 
 def has_say(book: ReputationBook, peer: str, rules: Rules, role: Role = "answer") -> bool:
     """Whether `peer` may play `role` in a round, and so whether what it writes (a round as gateway, a
-    challenge as challenger) counts: it is eligible, or nobody is yet."""
-    return book.eligible(peer, role, rules) or book.bootstrapping(rules)
+    challenge as challenger) counts: it is eligible, or nobody is yet (and it is not banned)."""
+    return book.eligible(peer, role, rules) or (book.bootstrapping(rules) and not book.banned(peer))
 
 
 def judge_weight(book: ReputationBook, judge: str, rules: Rules) -> float:
     """How much a judge's vote weighs: its score, every judge alike while nobody has a say yet, and
     nothing from a judge without a say."""
     if book.bootstrapping(rules):
-        return 1.0
+        return 0.0 if book.banned(judge) else 1.0
     return book.score(judge) if has_say(book, judge, rules, "judge") else 0.0
 
 

@@ -10,7 +10,8 @@ rounds still open (`open_rounds`) and no stake is lost or counted twice.
 A peer the book has never credited has score 0 (not the prior) and so no say:
 `grant` is how a proof-of-capability step gives it its first reputation. Once
 known, a score decays toward the prior like any other, so even one slashed to 0
-slowly earns back a little say by staying out of trouble.
+slowly earns back a little say by staying out of trouble. Not so a banned peer
+(`ban`: one the ledger proved to have forked its chain): its score stays 0.
 
 Every loss is taken on some writer's word (the gateway of the round, the
 challenger of the challenge), and the book counts what each writer has taken
@@ -54,6 +55,7 @@ class ReputationBook:
         # Kept forever so a late duplicate settle is still a no-op; a persistence layer may prune old ids.
         self._closed: set[str] = set()
         self._as_of: float | None = None  # the time decay has been applied up to
+        self._banned: set[str] = set()  # held at 0 for good: no credit, no decay toward the prior
         # (writer, peer) -> the shares of the peer's score the writer's entries took, counted as of when
         self._taken: dict[tuple[str, str], tuple[float, float]] = {}
 
@@ -80,6 +82,9 @@ class ReputationBook:
     def is_closed(self, round_id: str) -> bool:
         return round_id in self._closed
 
+    def banned(self, peer: str) -> bool:
+        return peer in self._banned
+
     def eligible(self, peer: str, role: Role, rules: Rules) -> bool:
         """Whether the peer has enough free reputation to stake on a round in this role."""
         rules.stake_fraction(role)  # rejects an unknown role
@@ -105,7 +110,7 @@ class ReputationBook:
         """Move a peer's score by `delta` within the floor and ceiling, never below what it has locked;
         returns the change made. A loss for a peer the book does not know leaves it unknown, so failing
         a challenge does not start the decay toward the prior that would give a failed identity a say."""
-        if peer not in self._scores and delta <= 0:
+        if peer in self._banned or (peer not in self._scores and delta <= 0):
             return 0.0
         score = self.score(peer)
         low = max(min(score, rules.floor), self.locked(peer))
@@ -125,9 +130,20 @@ class ReputationBook:
         """Credit a peer (proof of capability passed), up to the ceiling; returns its new score."""
         if not amount >= 0:
             raise ValueError(f"a grant must be non-negative, got {amount}")
+        if peer in self._banned:
+            return 0.0
         score = self.score(peer)
         self._scores[peer] = max(score, min(score + amount, rules.ceiling))
         return self._scores[peer]
+
+    def ban(self, peer: str) -> None:
+        """Take a peer's say for good (the ledger holds proof that it forked its chain): its score goes
+        to 0 and stays there, so it is never eligible again, its votes weigh nothing, and what it writes
+        counts for nothing."""
+        if any(s.peer == peer for s in self._stakes.values()):
+            raise ValueError(f"{peer} has stakes locked in an open round")
+        self._banned.add(peer)
+        self._scores[peer] = 0.0
 
     def lock(self, round_id: str, peer: str, role: Role, rules: Rules) -> Stake:
         """Lock the peer's stake to play `role` in the round: its stake fraction of its free reputation.
@@ -193,7 +209,8 @@ class ReputationBook:
             return
         elapsed = now - self._as_of
         for peer, score in self._scores.items():
-            self._scores[peer] = max(rules.decayed(score, elapsed), self.locked(peer))
+            if peer not in self._banned:
+                self._scores[peer] = max(rules.decayed(score, elapsed), self.locked(peer))
         self._as_of = now
 
     def _multiple(self, role: Role, peer: str, outcome: RoundOutcome, rules: Rules) -> float:
@@ -235,6 +252,7 @@ class ReputationBook:
                 for s in sorted(self._stakes.values(), key=lambda s: (s.round_id, s.peer, s.role))
             ],
             "closed": sorted(self._closed),
+            "banned": sorted(self._banned),
             "taken": [
                 {"writer": writer, "peer": peer, "share": share, "as_of": as_of}
                 for (writer, peer), (share, as_of) in sorted(self._taken.items())
@@ -248,6 +266,9 @@ class ReputationBook:
         book._as_of = None if data["as_of"] is None else float(data["as_of"])
         book._scores = {str(p): float(v) for p, v in data["scores"].items()}
         book._closed = {str(r) for r in data["closed"]}
+        book._banned = {str(p) for p in data["banned"]}
+        if any(book._scores.get(p) != 0 for p in book._banned):
+            raise ValueError("a banned peer with a score")
         for raw in data["stakes"]:
             stake = Stake(str(raw["round_id"]), str(raw["peer"]), raw["role"], float(raw["amount"]))
             key = (stake.round_id, stake.peer, stake.role)
