@@ -48,6 +48,9 @@ LEDGER_TOPIC = "swarm/ledger/1"
 LEDGER_PROTOCOL = "/swarm/ledger/1.0.0"
 PULL_BATCH = 200  # entries per reply frame: a few KB each, well under the frame limit
 PULL_LIMIT = 2000  # entries per pull request; the puller asks again while there are more
+# A peer may answer `more` forever: a pull asks again only while a reply brings new entries, at most
+# this many times (PULL_LIMIT entries each); the peer's next announcement starts another.
+PULL_ROUNDS = 50
 PULL_TIMEOUT_S = 60.0
 # After an epoch's end, the time its last entries take to reach every node (gossip, or the pull an
 # announcement starts) before this node signs what it holds of it; nodes that hold the same sign the same.
@@ -198,14 +201,14 @@ class LedgerService:
         self._pulling.add(peer_id)
         new = 0
         try:
-            while True:
+            for _ in range(PULL_ROUNDS):
                 body = {
                     "have": self.ledger.heads(),
                     "tips": self.ledger.tips(),
                     "forks": {gateway: fork.seq for gateway, fork in self.ledger.forks().items()},
                     "finals": len(self.ledger.finals),
                 }
-                more = False
+                more, received, new_now = False, 0, 0
                 finals: list[Checkpoint] = []
                 async with self.transport.stream(
                     peer_id, LEDGER_PROTOCOL, body, timeout=PULL_TIMEOUT_S
@@ -220,10 +223,19 @@ class LedgerService:
                         if "forks" in frame:
                             self._take([{"fork": proof} for proof in frame["forks"]], peer_id)
                         if "entries" in frame:
-                            new += self._take(list(frame["entries"]), peer_id).count(Added.NEW)
+                            entries = list(frame["entries"])
+                            received += len(entries)
+                            if received > PULL_LIMIT:
+                                raise RemoteError(f"more than {PULL_LIMIT} entries in one reply")
+                            new_now += self._take(entries, peer_id).count(Added.NEW)
                         more = bool(frame.get("more"))
-                if not more:
+                new += new_now
+                if not more or not new_now:
                     return new
+            log.info(
+                "stopped pulling from %s after %d rounds: it still says there is more", peer_id, PULL_ROUNDS
+            )
+            return new
         except (PeerUnavailable, RequestTimeout, RemoteError, KeyError, TypeError, ValueError) as exc:
             log.info("could not fetch ledger entries from %s: %s", peer_id, exc)
             return new
