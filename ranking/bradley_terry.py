@@ -5,7 +5,9 @@ The strengths are fitted by Zermelo's iteration, which is Hunter's MM
 algorithm, s_i <- W_i / sum_j n_ij / (s_i + s_j), with W_i the wins of i
 and n_ij the comparisons between i and j. A U vote (a tie) is half a win for
 each side; a weighted vote adds its weight to n_ij and to the winner's W (half
-to each for a tie).
+to each for a tie). A soft vote, a judge's probability p that `first` is the
+better (read from its token probabilities), is a fractional win: p of its
+weight to `first`, 1 - p to `second`.
 
 Without a prior the fit runs off to infinity when a candidate wins all its
 comparisons, and it cannot place components of the comparison graph that
@@ -53,23 +55,49 @@ _OUTCOMES: dict[Preference, Outcome] = {"A": "first", "B": "second", "U": "tie"}
 @dataclass(frozen=True, slots=True)
 class Vote:
     """One judge's verdict on a comparison: candidate `first` was shown as A, `second` as B.
-    A tie is a U: the judge had no information, and each side gets half a win."""
+    A tie is a U: the judge had no information, and each side gets half a win.
+
+    A soft vote also holds `share`, the judge's probability that `first` is the
+    better, which the fit counts as that much of a win; `outcome` is then its
+    rounding (a tie at exactly 1/2), for the readers that count hard votes.
+    """
 
     judge: str
     first: int
     second: int
     outcome: Outcome
+    share: float | None = None
 
     def __post_init__(self) -> None:
         if self.first == self.second or min(self.first, self.second) < 0:
             raise ValueError(f"a vote compares two candidates, got {self.first} and {self.second}")
         if self.outcome not in ("first", "second", "tie"):
             raise ValueError(f"outcome must be first, second or tie, got {self.outcome!r}")
+        if self.share is not None and (not math.isfinite(self.share) or not 0 <= self.share <= 1):
+            raise ValueError(f"a soft vote's share is a probability, got {self.share!r}")
+        if self.share is not None and _rounded(self.share) != self.outcome:
+            raise ValueError(f"a soft vote of share {self.share} is not the outcome {self.outcome!r}")
 
     @classmethod
     def from_preference(cls, judge: str, first: int, second: int, preference: Preference) -> Vote:
         """The vote a parsed reply to the pairwise prompt amounts to."""
         return cls(judge, first, second, _OUTCOMES[preference])
+
+    @classmethod
+    def soft(cls, judge: str, first: int, second: int, share: float) -> Vote:
+        """The vote of a judge that gives `first` the probability `share` of being the better."""
+        return cls(judge, first, second, _rounded(share), share)
+
+    @property
+    def first_wins(self) -> float:
+        """The part of a win that goes to `first`: its share, or 1, 0 and 1/2 for A, B and U."""
+        if self.share is not None:
+            return self.share
+        return {"first": 1.0, "second": 0.0, "tie": 0.5}[self.outcome]
+
+
+def _rounded(share: float) -> Outcome:
+    return "first" if share > 0.5 else "second" if share < 0.5 else "tie"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +127,12 @@ def fit(n: int, votes: Iterable[Vote], weights: Mapping[str, float] | None = Non
     votes = list(votes)
     if any(max(v.first, v.second) >= n for v in votes):
         raise ValueError(f"a vote names a candidate outside 0..{n - 1}")
-    if weights is None:
+    if weights is None and all(v.share is None for v in votes):
         strengths = _fit_choix(n, votes)
-    else:
-        wins, counts = _tally(n, votes, _effective(votes, weights))
+    else:  # choix takes neither weights nor fractional wins
+        wins, counts = _tally(
+            n, votes, _effective(votes, weights) if weights is not None else [1.0] * len(votes)
+        )
         strengths = _fit_mm(wins, counts)
     strengths = strengths / strengths.sum()
     # Strengths equal but for float noise (a symmetric cycle, twin components) are equal: lowest index first.
@@ -147,11 +177,8 @@ def _tally(n: int, votes: Sequence[Vote], weights: Sequence[float]) -> tuple[np.
     for v, w in zip(votes, weights, strict=True):
         counts[v.first, v.second] += w
         counts[v.second, v.first] += w
-        if v.outcome == "tie":
-            wins[v.first] += w / 2
-            wins[v.second] += w / 2
-        else:
-            wins[v.first if v.outcome == "first" else v.second] += w
+        wins[v.first] += w * v.first_wins
+        wins[v.second] += w * (1 - v.first_wins)
     return wins, counts
 
 
