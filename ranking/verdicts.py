@@ -4,7 +4,7 @@ A judge asked "A or B?" under a grammar that allows only those two letters
 gives, for its one token, a probability of each. Read as text it is a hard
 pick; read as probabilities it is a soft verdict: P(A) / (P(A) + P(B)), how
 sure the judge is that answer A is the better, which Bradley-Terry counts as
-that much of a win (`bradley_terry.Vote.soft`).
+that much of a win (`bradley_terry.Vote.soft`). GOOD against BAD reads the same.
 
 Small judges lean on a letter whatever the answers say. Two corrections:
 
@@ -38,9 +38,10 @@ def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
-def letter_share(p_a: float, p_b: float) -> float | None:
-    """P(A) among the two letters, from the probabilities of the tokens A and B (each in [0, 1], their sum
-    at most 1: the rest went to tokens the grammar forbids); None when neither got any."""
+def two_way_share(p_a: float, p_b: float) -> float | None:
+    """P(A) among the two options, from the probabilities of replying A and B (the letters, or GOOD and
+    BAD: each in [0, 1], their sum at most 1, the rest went to replies not allowed); None when neither
+    got any."""
     for p in (p_a, p_b):
         if not (math.isfinite(p) and 0 <= p <= 1):
             raise ValueError(f"a token probability is in [0, 1], got {p!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from accel.methods import Method, methods_for
@@ -67,6 +67,30 @@ class EngineCrashed(EngineError):
     """The engine failed in a way that needs a restart before it serves again."""
 
 
+class NoProbabilities(EngineError):
+    """The engine gives no token probabilities: its judgments can only be read as text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A given continuation of a request as the model scores it: each of its tokens' log-probability,
+    the tokens as the engine split the text."""
+
+    logprobs: tuple[float, ...]
+    chars: int
+
+    @property
+    def logprob(self) -> float:
+        """The log-probability of the whole continuation."""
+        return sum(self.logprobs)
+
+    @property
+    def per_char(self) -> float:
+        """The log-likelihood per character: comparable across answers of any length, however the
+        tokeniser splits them (lm-evaluation-harness's acc_norm)."""
+        return self.logprob / self.chars
+
+
 class Engine(ABC):
     info: ModelInfo
 
@@ -94,6 +118,15 @@ class Engine(ABC):
         Returns the whole generation. If `sink` returns True the engine stops as
         soon as it can, makes no more calls, and reports finish_reason "cancelled".
         """
+
+    def score(self, request: GenerationRequest, continuation: str) -> Scored:
+        """The model's log-probabilities of `continuation` as the reply to `request` (its sampling settings
+        and stop strings do not apply); NoProbabilities where the backend gives none."""
+        raise NoProbabilities(f"the {self.info.backend} engine gives no token probabilities")
+
+    def score_replies(self, request: GenerationRequest, replies: Sequence[str]) -> tuple[Scored, ...]:
+        """Each of `replies` scored as the whole reply to `request`, all from the same reading of it."""
+        return tuple(self.score(request, reply) for reply in replies)
 
     @abstractmethod
     def restart(self) -> None:

@@ -6,14 +6,22 @@ loaded model. An acceleration method whose settings apply at load time
 (accel.methods) runs on a server loaded with them: an engine profile, loaded
 on first use and kept, at most MAX_PROFILES at once (the least recently used
 other than the default goes first).
+
+llama.cpp returns no log-probabilities of the prompt, so a given continuation
+is scored by generating it under a GBNF grammar that allows that text only,
+with each token's log-probability reported. Those are the model's own, taken
+before the grammar masks anything; the tokens are the ones the model picks
+greedily among those the grammar allows, which may split the text otherwise
+than its tokeniser would (then the score is a little lower).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import xllamacpp
@@ -32,6 +40,7 @@ from .base import (
     EngineSpec,
     EngineUnavailable,
     RequestRejected,
+    Scored,
     TextSink,
     cpu_description,
 )
@@ -43,6 +52,17 @@ _SPECULATIVE = {
     "ngram_mod": speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_MOD,
 }
 _CACHE_TYPES = {"f16": ggml_type.GGML_TYPE_F16, "q8_0": ggml_type.GGML_TYPE_Q8_0}
+_GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def literal_grammar(text: str) -> str:
+    """A GBNF grammar whose only sentence is `text`."""
+    if not text:
+        raise ValueError("a grammar for an empty text would let the model say nothing")
+    escaped = "".join(
+        _GBNF_ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text
+    )
+    return f'root ::= "{escaped}"'
 
 
 def profile(load: Mapping[str, Any]) -> Profile:
@@ -126,8 +146,13 @@ class LlamaCppEngine(Engine):
         return list(self._servers)
 
     def _call(self, request: GenerationRequest, method: Method, stream: bool, callback: Any = None) -> Any:
-        server = self._server_for(method)
         body = openai_shape.request_body(request, stream=stream) | dict(method.request)
+        return self._call_body(request, method, body, callback)
+
+    def _call_body(
+        self, request: GenerationRequest, method: Method, body: dict[str, Any], callback: Any = None
+    ) -> Any:
+        server = self._server_for(method)
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         try:
             return handler(body) if callback is None else handler(body, callback)
@@ -161,6 +186,31 @@ class LlamaCppEngine(Engine):
         if isinstance(returned, dict):
             openai_shape.raise_for_error(returned)
         return accumulator.result()
+
+    def score(self, request: GenerationRequest, continuation: str) -> Scored:
+        encoded = continuation.encode()
+        forced = dataclasses.replace(request, max_tokens=len(encoded) + 1, temperature=0.0, stop=())
+        body = openai_shape.request_body(forced) | {"grammar": literal_grammar(continuation)}
+        body |= {"logprobs": True, "top_logprobs": 1} if request.is_chat else {"n_probs": 1}
+        response = self._call_body(forced, self.methods()[0], body)
+        openai_shape.raise_for_error(response)
+        logprobs, covered = [], 0
+        for token in (response.get("choices") or [{}])[0].get("logprobs", {}).get("content", []):
+            if covered >= len(encoded):
+                break  # the end of the text: what follows is the end-of-generation token
+            logprobs.append(float(token["logprob"]))
+            covered += len(token["bytes"])
+        if covered != len(encoded):
+            raise EngineError(f"llama.cpp scored {covered} of the continuation's {len(encoded)} bytes")
+        return Scored(tuple(logprobs), len(continuation))
+
+    def score_replies(self, request: GenerationRequest, replies: Sequence[str]) -> tuple[Scored, ...]:
+        # llama.cpp's logits for a prompt evaluated whole differ a little from those for the same prompt
+        # taken from its cache (other kernels for one token than for a batch): a first call fills the
+        # cache, so that every reply is then scored from the same numbers.
+        if replies:
+            self.score(request, replies[0])
+        return super().score_replies(request, replies)
 
     def restart(self) -> None:
         with self._lock:

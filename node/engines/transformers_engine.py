@@ -4,7 +4,9 @@ The pure-torch path: it loads an HF model folder or a GGUF file (which
 transformers dequantises, so it is slower and larger than llama.cpp), and it
 serves one request at a time. Every request, streamed or not, runs through
 `TextIteratorStreamer` with `generate` in a thread, so stop strings and
-cancellation are handled in one place.
+cancellation are handled in one place. A given continuation is scored by one
+forward pass over the prompt and it: the log-softmax of the logits at each of
+its tokens.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .base import (
     EngineError,
     EngineSpec,
     EngineUnavailable,
+    Scored,
     TextSink,
     cpu_description,
 )
@@ -240,6 +243,23 @@ class TransformersEngine(Engine):
         else:
             finish = "stop"
         return Generation(text=scanner.text, finish_reason=finish, usage=Usage(prompt_tokens, len(new_ids)))
+
+    def score(self, request: GenerationRequest, continuation: str) -> Scored:
+        if not continuation:
+            raise ValueError("an empty continuation has nothing to score")
+        with self._lock:
+            if self._model is None:
+                raise EngineUnavailable(f"model {self.info.name!r} is restarting")
+            prompt = self._encode(request)["input_ids"]
+            tokens = self._tokenizer(continuation, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids = torch.cat([prompt, tokens.to(self._device)], dim=1)
+            if ids.shape[1] > self._context_length:
+                raise ContextLengthExceeded(int(ids.shape[1]), self._context_length)
+            with torch.inference_mode():
+                # The logits at position t predict token t + 1: those from the prompt's last token on.
+                logits = self._model(ids).logits[0, prompt.shape[1] - 1 : -1].float()
+                logprobs = torch.log_softmax(logits, dim=-1).gather(1, ids[0, prompt.shape[1] :, None])
+        return Scored(tuple(logprobs[:, 0].tolist()), len(continuation))
 
     def _eos_ids(self) -> set[int]:
         eos = self._model.generation_config.eos_token_id

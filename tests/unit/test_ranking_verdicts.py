@@ -8,18 +8,18 @@ import random
 import pytest
 
 from ranking.bradley_terry import Vote, fit
-from ranking.verdicts import both_orders, debiased, letter_prior, letter_share, logit, sigmoid
+from ranking.verdicts import both_orders, debiased, letter_prior, two_way_share, logit, sigmoid
 
 
-def test_letter_share_is_p_a_among_the_two_letters() -> None:
-    assert letter_share(0.6, 0.2) == pytest.approx(0.75)
-    assert letter_share(0.0, 0.0) is None  # the grammar's letters got nothing: no reading
+def test_two_way_share_is_p_a_among_the_two_letters() -> None:
+    assert two_way_share(0.6, 0.2) == pytest.approx(0.75)
+    assert two_way_share(0.0, 0.0) is None  # the grammar's letters got nothing: no reading
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan, math.inf])
-def test_letter_share_refuses_what_is_not_a_probability(bad: float) -> None:
+def test_two_way_share_refuses_what_is_not_a_probability(bad: float) -> None:
     with pytest.raises(ValueError, match="probability"):
-        letter_share(bad, 0.5)
+        two_way_share(bad, 0.5)
 
 
 def test_averaging_both_orders_cancels_a_judge_that_always_says_a() -> None:
