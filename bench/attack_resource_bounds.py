@@ -28,15 +28,17 @@ import trio
 import trio.testing
 from libp2p.peer.id import ID
 
+from bench.attack_ledger_claims import forged_round
 from bench.holes import measured
-from consensus import Ledger
+from consensus import GENESIS, Ledger, LedgerEntry, make
 from core.identity import Identity
 from node.api import NodeState, create_app
-from node.ledger import LEDGER_PROTOCOL, LedgerService
+from node.ledger import LEDGER_PROTOCOL, LedgerService, round_record
 from node.metrics import NodeMetrics
 from node.transport import PeerUnavailable, Transport
 from node.transport.addresses import AddressBook
 from node.transport.heartbeat import Heartbeat
+from reputation import Rules
 
 BEFORE = "34e4859"
 FLOOD_PEERS = 10_240
@@ -78,6 +80,18 @@ class Host:
 
     def get_connected_peers(self) -> list[ID]:
         return []
+
+
+def stranger_chain(key: Identity, n: int, at: float) -> list[LedgerEntry]:
+    """The first `n` entries of `key`'s chain, a millisecond apart from `at`: rounds it says it ran, each
+    signed and linked as any node's. From a key without a say they count for nothing."""
+    entries: list[LedgerEntry] = []
+    victim, rules = Identity.generate(), Rules().digest()
+    for seq in range(n):
+        prev = entries[-1].digest if entries else GENESIS
+        record = round_record(forged_round(victim))
+        entries.append(make(key, seq, prev, at + seq / 1000, "round", record, rules))
+    return entries
 
 
 def fresh_peer_id() -> str:

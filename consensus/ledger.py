@@ -39,6 +39,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -70,7 +71,16 @@ from .fork import Fork, fork_from_wire
 log = logging.getLogger("swarm.ledger")
 
 MAX_SKEW_S = 300.0  # how far ahead of this node's clock an entry's time may be
-MAX_WAITING = 10_000  # entries held back for a missing predecessor, at most
+# Entries held back for a missing predecessor: at most this many in all, and of one chain (a pull brings
+# each chain in order, so an honest gap is a few gossiped entries), each for at most this long by this
+# node's clock (never by the entry's own date): one key can't fill the wait for everyone, nor for good.
+MAX_WAITING = 10_000
+MAX_WAITING_PER_CHAIN = 256
+WAITING_FOR_S = 600.0
+# A chain holds at most this many entries beyond what the last final checkpoint covers of it, and a
+# writer that had no say at that checkpoint (whose rounds and challenges count for nothing) this many in
+# all: one key can't make every node store endless entries (see README, Security).
+MAX_OPEN_ENTRIES = 1000
 RECENT_EPOCHS = 4  # epochs back for which the say at their end is kept, to settle checkpoints as they come
 _EMPTY_HEAD = hashlib.sha256(b"swarm-ledger-v1").hexdigest()
 
@@ -102,6 +112,68 @@ class _Batch:
 
     new: list[LedgerEntry] = field(default_factory=list)
     forks: list[Fork] = field(default_factory=list)
+
+
+class _Waiting:
+    """The entries that came ahead of their predecessors, by (gateway, seq), each with when it came. Past
+    MAX_WAITING_PER_CHAIN of one chain an entry is refused; past MAX_WAITING in all, the chain holding the
+    most gives up its furthest entry, so a flood of many keys pushes out its own entries first."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], tuple[LedgerEntry, float]] = {}  # in the order they came
+        self._per_chain: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def keys(self) -> list[tuple[str, int]]:
+        return sorted(self._held)
+
+    def get(self, key: tuple[str, int]) -> LedgerEntry | None:
+        held = self._held.get(key)
+        return None if held is None else held[0]
+
+    def hold(self, entry: LedgerEntry, now: float) -> None:
+        gateway = entry.gateway
+        if self._per_chain[gateway] >= MAX_WAITING_PER_CHAIN:
+            raise BadEntry(
+                f"{MAX_WAITING_PER_CHAIN} entries of {gateway} wait for their predecessors already; "
+                f"dropped entry {entry.seq}"
+            )
+        if len(self._held) >= MAX_WAITING:
+            fullest, held = self._per_chain.most_common(1)[0]
+            if held <= self._per_chain[gateway] + 1:
+                raise BadEntry(
+                    f"too many entries wait for their predecessors; dropped entry {entry.seq} of {gateway}"
+                )
+            self.take(max(key for key in self._held if key[0] == fullest))
+        self._held[(gateway, entry.seq)] = (entry, now)
+        self._per_chain[gateway] += 1
+
+    def take(self, key: tuple[str, int]) -> LedgerEntry | None:
+        held = self._held.pop(key, None)
+        if held is None:
+            return None
+        self._per_chain[key[0]] -= 1
+        if not self._per_chain[key[0]]:
+            del self._per_chain[key[0]]
+        return held[0]
+
+    def drop_chain(self, gateway: str, seq: int) -> None:
+        """Drop what waits of the chain from `seq` on."""
+        for key in [k for k in self._held if k[0] == gateway and k[1] >= seq]:
+            self.take(key)
+
+    def expire(self, now: float) -> None:
+        """Drop what has waited WAITING_FOR_S or longer: its predecessor is not coming."""
+        for key, (_, came) in list(self._held.items()):
+            if now - came < WAITING_FOR_S:
+                break  # the rest came later
+            self.take(key)
+
+    def clear(self) -> None:
+        self._held.clear()
+        self._per_chain.clear()
 
 
 class Ledger:
@@ -153,7 +225,7 @@ class Ledger:
         self._entries: dict[tuple[str, int], LedgerEntry] = {}
         self._tips: dict[str, LedgerEntry] = {}
         self._ats: dict[str, list[float]] = {}  # per chain, each entry's time by seq
-        self._waiting: dict[tuple[str, int], LedgerEntry] = {}
+        self._waiting = _Waiting()
         self._order: list[Key] = []
         self._forks: dict[str, Fork] = {}
         self._finals = finals
@@ -166,6 +238,9 @@ class Ledger:
         self._epochs: list[int] = []
         self._void: set[tuple[str, int]] = set()
         self._say_at: dict[int, _Say] = {}  # at the ends of recent epochs not yet final
+        self._final_say: dict[str, float] | None = (
+            None  # at the last final checkpoint; None: not replayed yet
+        )
         self._book = ReputationBook()
         self._entries_head = _EMPTY_HEAD  # the entries alone, in order
         self._finals_head = _EMPTY_HEAD  # the final checkpoints alone, in order
@@ -230,7 +305,7 @@ class Ledger:
 
     def waiting(self) -> list[tuple[str, int]]:
         """The (gateway, seq) of entries held back until their predecessors come."""
-        return sorted(self._waiting)
+        return self._waiting.keys()
 
     def recent(self, n: int) -> list[LedgerEntry]:
         """The last n rounds and challenges in the ledger's order, newest first (checkpoints left out)."""
@@ -373,18 +448,17 @@ class Ledger:
             grade_challenge(entry, self.bank)
         if entry.at > self.clock() + self.max_skew_s:
             raise BadEntry(f"entry {seq} of {gateway} is dated {entry.at - self.clock():.0f} s in the future")
+        self._check_allowance(entry)
         tip = self._tips.get(gateway)
         expected = tip.seq + 1 if tip else 0
         if seq > expected:
-            if len(self._waiting) >= MAX_WAITING:
-                raise BadEntry(
-                    f"too many entries wait for their predecessors; dropped entry {seq} of {gateway}"
-                )
-            self._waiting[(gateway, seq)] = entry
+            now = self.clock()
+            self._waiting.expire(now)
+            self._waiting.hold(entry, now)
             return Added.WAITING
         self._link(entry, batch)
         seq += 1
-        while (follower := self._waiting.pop((gateway, seq), None)) is not None:
+        while (follower := self._waiting.take((gateway, seq))) is not None:
             try:
                 self._link(follower, batch)
             except BadEntry as exc:
@@ -392,6 +466,37 @@ class Ledger:
                 break
             seq += 1
         return Added.NEW
+
+    def _check_allowance(self, entry: LedgerEntry) -> None:
+        """Refuse an entry past its chain's allowance: MAX_OPEN_ENTRIES beyond what the last final
+        checkpoint covers of it, or in all for a writer that had no say there. A checkpoint of an epoch
+        after that one and after its chain's last is never refused, so the past can still be closed when
+        finality stalls. The allowance depends on the chain and the final checkpoints alone, which every
+        node comes to share; a node still short of what the last one covers counts every writer as
+        having had no say, so it takes less, never more, than the others, and takes the rest from its
+        next pull."""
+        gateway, seq = entry.gateway, entry.seq
+        latest = self._finals[-1] if self._finals else None
+        covered = latest.covered(gateway, self._cut_at(gateway)) if latest is not None else 0
+        if seq < max(covered, MAX_OPEN_ENTRIES):
+            return
+        if entry.type == "checkpoint" and Checkpoint.of(entry).time > max(
+            latest.time if latest is not None else -1, self._signed.get(gateway, -1)
+        ):
+            return
+        if seq < covered + MAX_OPEN_ENTRIES and self._heard(gateway):
+            return
+        raise BadEntry(
+            f"entry {seq} of {gateway}: its chain holds {MAX_OPEN_ENTRIES} entries beyond the last final "
+            "checkpoint already" + ("" if self._heard(gateway) else ", and its writer had no say there")
+        )
+
+    def _heard(self, gateway: str) -> bool:
+        """Whether the gateway had a say at the last final checkpoint, as far as this ledger can tell (yes
+        while nothing is final, or while what is on disk loads: it was taken under this rule)."""
+        if self._final_say is None or not self._finals:
+            return True
+        return gateway in self._final_say and self.holds(self._finals[-1])
 
     def _link(self, entry: LedgerEntry, batch: _Batch) -> None:
         """Add the entry that follows its gateway's tip, if it really does."""
@@ -473,6 +578,7 @@ class Ledger:
                 return
             if checkpoint.extends(latest) and carries(signers, at_end.say):
                 self._finals.append(checkpoint)
+                self._final_say = at_end.say
                 self._finals_head = chain_head(self._finals_head, checkpoint.digest)
                 self._finals_changed = True
                 for t in [t for t in self._say_at if t <= epoch]:
@@ -497,8 +603,7 @@ class Ledger:
             self._tips[gateway] = self._entries[(gateway, len(kept) - 1)]
         else:
             self._tips.pop(gateway, None)
-        for key in [k for k in self._waiting if k[0] == gateway and k[1] >= seq]:
-            del self._waiting[key]
+        self._waiting.drop_chain(gateway, seq)
         batch.forks.append(fork)
         self._dirty = True
         return Added.FORK
@@ -561,7 +666,7 @@ class Ledger:
             else set(range(last - (RECENT_EPOCHS - 1) * CHECKPOINT_EVERY_S, last + 1, CHECKPOINT_EVERY_S))
         )
         stops = sorted({c.time for c in finals} | {t for t in self._signatures if t > closed} | recent)
-        book, head, say_at = ReputationBook(), _EMPTY_HEAD, {}
+        book, head, say_at, final_say = ReputationBook(), _EMPTY_HEAD, {}, {}
         # Each epoch's end comes before the entries dated at it: those dated before it are all applied.
         for key in heapq.merge(self._order, self._bans(), [(float(t), "", -1) for t in stops]):
             if key[2] != -1:
@@ -578,6 +683,8 @@ class Ledger:
                     kept.append(finals[len(kept)])
             elif t in self._signatures and t > (kept[-1].time if kept else -1):
                 book = self._evaluate(t, book, kept, void)
+            if kept and kept[-1].time == t:
+                final_say = say(book, self.rules)
             if t in recent and t > (kept[-1].time if kept else -1):
                 say_at[t] = _Say(say(book, self.rules), dict(self.checkpoint(t).heads))
         self._finals_changed |= len(kept) < len(finals)  # two held for one time: the second never holds
@@ -588,6 +695,7 @@ class Ledger:
             head,
             say_at,
         )
+        self._final_say = final_say
         self._finals_head = _EMPTY_HEAD
         for checkpoint in kept:
             self._finals_head = chain_head(self._finals_head, checkpoint.digest)

@@ -118,11 +118,14 @@ class LedgerService:
     # ---- writing
 
     def record(self, type: str, record: dict[str, Any]) -> LedgerEntry | None:
-        """Write this node's next entry and spread it. A failed write (a full disk, say) is logged and
-        loses nothing already held: the entry is simply not made."""
+        """Write this node's next entry and spread it. A failed write (a full disk, say, or an entry past
+        what the ledger takes of a chain) is logged and loses nothing already held: the entry is simply
+        not made."""
         try:
             entry = self.ledger.append(self.identity, type, record)  # type: ignore[arg-type]
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, BadEntry) as exc:
+            # BadEntry: past this chain's allowance (consensus.ledger.MAX_OPEN_ENTRIES), as every node
+            # would refuse it.
             log.error("could not write a %s entry to the ledger: %s", type, exc)
             return None
         if self._nursery is not None and self.transport is not None:
