@@ -7,6 +7,8 @@ api_keys = ["..."]          # optional bearer keys for /v1
 max_waiting = 64            # per-model wait line; past it: 429
 p2p_port = 8421             # libp2p (Noise-encrypted), on p2p_host = "127.0.0.1" by default
 bootstrap = ["/ip4/192.0.2.7/tcp/8421/p2p/12D3KooW..."]   # peers to join through
+relay = false               # serve Circuit Relay v2 to peers behind NAT (a public node)
+public_addrs = ["/ip4/203.0.113.5/tcp/8421"]   # where peers reach us, if the OS doesn't know (port forward)
 serve_peers = "say"         # whose requests the models serve over libp2p: say | allow-list | any
 serve_allow = ["12D3KooW..."]   # the peers allow-list serves (and serve_allow_file, one id a line)
 peer_requests_per_minute = 60   # per peer, and peer_tokens_per_minute, peer_concurrency
@@ -94,6 +96,8 @@ class NodeConfig:
     p2p_port: int = DEFAULT_P2P_PORT
     bootstrap: tuple[str, ...] = ()  # multiaddrs of peers to join through
     mdns: bool = False  # find peers on the LAN by multicast DNS
+    relay: bool = False  # serve Circuit Relay v2 to peers behind NAT (a publicly reachable node)
+    public_addrs: tuple[str, ...] = ()  # multiaddrs peers reach us at, not ones we listen on (a port forward)
     announce_interval: float = 5.0  # seconds between announcements; peers expire after three missed
     # Pick an acceleration method per request from the node's own history (accel/); off: engine defaults.
     accel: bool = True
@@ -189,7 +193,7 @@ def load(path: Path | None, **overrides: Any) -> NodeConfig:
     for key in ("data_dir", "cache_dir", "challenge_file", "serve_allow_file"):
         if values.get(key) is not None:
             values[key] = Path(values[key]).expanduser()
-    for key in ("api_keys", "bootstrap", "serve_allow"):
+    for key in ("api_keys", "bootstrap", "serve_allow", "public_addrs"):
         if key in values:
             values[key] = tuple(values[key])
     return NodeConfig(**values)

@@ -31,7 +31,7 @@ class AddressBook:
     def __init__(self, own_peer_id: str, peerstore: IPeerStore, kept: Iterable[str] = ()) -> None:
         self._own_peer_id = own_peer_id
         self._peerstore = peerstore
-        self._kept = frozenset(kept)
+        self.kept = frozenset(kept)
         # peer id -> its addresses (an ordered set, newest last); the peers heard of or answering longest
         # ago first
         self._book: dict[str, dict[str, None]] = {}
@@ -69,9 +69,8 @@ class AddressBook:
         for addr in addrs:
             if addr.get_peer_id() is not None:
                 addr = addr.decapsulate_code(multiaddr.protocols.P_P2P)
-            names = {p.name for p in addr.protocols()}
-            if "tcp" not in names or "p2p-circuit" in names:
-                continue  # only TCP is dialed here
+            if "tcp" not in {p.name for p in addr.protocols()}:
+                continue  # only TCP is dialed here, directly or to a relay (.../p2p/<relay>/p2p-circuit)
             key = str(addr)
             book.pop(key, None)
             book[key] = None
@@ -85,13 +84,13 @@ class AddressBook:
             self._book[peer_id] = self._book.pop(peer_id)
 
     def forget(self, peer_id: str) -> None:
-        if peer_id not in self._kept:
+        if peer_id not in self.kept:
             self._book.pop(peer_id, None)
 
     def _evict(self) -> None:
         if len(self._book) <= MAX_PEERS:
             return
-        for peer_id in [p for p in self._book if p not in self._kept][: len(self._book) - MAX_PEERS]:
+        for peer_id in [p for p in self._book if p not in self.kept][: len(self._book) - MAX_PEERS]:
             del self._book[peer_id]
 
     def absorb(self, peer: ID) -> None:

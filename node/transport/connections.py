@@ -1,5 +1,6 @@
 """Connections to peers: dialing with the negative dial cache cleared first (trap 4 of docs/libp2p.md),
-what identify tells us kept and given to the DHT, and joining the network through bootstrap peers.
+direct addresses first and then circuits through relays, what identify tells us kept and given to the
+DHT, and joining the network through bootstrap peers.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ from libp2p.peer.peerstore import PeerStoreError
 
 from .addresses import AddressBook, peer_address
 from .errors import PeerUnavailable, describe
+from .relay import Relaying, is_circuit
 
 log = logging.getLogger("swarm.transport")
 
 CONNECT_TIMEOUT_S = 10.0
 BOOTSTRAP_RETRY_MAX_S = 30.0
 IDENTIFY_WAIT_S = 5.0
+# A peer with circuit addresses is probably behind NAT, where a direct dial is dropped unanswered:
+# its direct addresses get this long before its circuits are tried, within the caller's one deadline.
+DIRECT_FIRST_S = 3.0
+PEERSTORE_TTL_S = 600
 
 
 class ConnectionWatcher(INotifee):
@@ -53,9 +59,14 @@ class ConnectionWatcher(INotifee):
 
 
 class Connections:
-    def __init__(self, host: IHost, swarm: Swarm, dht: KadDHT, book: AddressBook) -> None:
+    def __init__(self, host: IHost, swarm: Swarm, dht: KadDHT, book: AddressBook, relaying: Relaying) -> None:
         self._host, self._swarm, self._dht, self._book = host, swarm, dht, book
+        self._relaying = relaying
         self._joined = trio.Event()  # set once a bootstrap peer (if any) has answered
+
+    async def joined(self) -> None:
+        """Wait until a bootstrap peer has answered (at once for a node without any)."""
+        await self._joined.wait()
 
     async def connect(self, address: str, *, timeout: float) -> str:
         info = peer_address(address)
@@ -80,12 +91,26 @@ class Connections:
         if not addrs:
             raise PeerUnavailable(f"no known address for peer {peer} (not in the address book nor the DHT)")
         self._swarm.unblock_peer(peer)  # a restarted peer is dialed at once (trap 4)
-        try:
-            await self._host.connect(PeerInfo(peer, addrs))
-        except Exception as exc:  # libp2p dial errors come as groups and wrappers of many kinds
-            raise PeerUnavailable(
-                f"can't connect to {peer} at {', '.join(map(str, addrs))}: {describe(exc)}"
-            ) from None
+        # DCUtR and the DHT read a peer's addresses from the peer store
+        self._host.get_peerstore().add_addrs(peer, addrs, PEERSTORE_TTL_S)
+        circuits = [a.encapsulate(multiaddr.Multiaddr(f"/p2p/{peer}")) for a in addrs if is_circuit(a)]
+        failures = []
+        with trio.move_on_after(DIRECT_FIRST_S if circuits else float("inf")) as direct_first:
+            for addr in (a for a in addrs if not is_circuit(a)):
+                try:  # one address at a time: the swarm's own dial waits 250 ms per address (trap 2)
+                    await self._swarm.dial_addr(addr, peer)
+                    return
+                except Exception as exc:  # libp2p dial errors come as groups and wrappers of many kinds
+                    failures.append(f"{addr}: {describe(exc)}")
+        if direct_first.cancelled_caught:
+            failures.append(f"no direct address answered within {DIRECT_FIRST_S:g} s")
+        for circuit in circuits:
+            try:
+                await self._relaying.dial(circuit)
+                return
+            except Exception as exc:
+                failures.append(f"{circuit}: {describe(exc)}")
+        raise PeerUnavailable(f"can't connect to {peer}: {'; '.join(failures)}")
 
     def _is_connected(self, peer: ID) -> bool:
         return any(not conn.is_closed for conn in self._swarm.get_connections(peer))

@@ -23,6 +23,7 @@ from libp2p.kad_dht.kad_dht import DHTMode, KadDHT
 from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
+from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL
@@ -44,14 +45,34 @@ from .heartbeat import (
 )
 from .port_lock import default_lock_dir, port_lock
 from .pubsub import Gossip, Topics
+from .reachability import DIALBACK_DIAL_TIMEOUT_S, DIALBACK_PROTOCOL, DialbackServer, Verdict, check
+from .relay import DEFAULT_RELAY_LIMITS, MAX_RESERVATIONS, PathInfo, Relaying, connection_path
 from .requests import Handler, Requests, TransportCounters
 
 log = logging.getLogger("swarm.transport")
 
 
+REACHABILITY_RECHECK_S = 300.0  # how often a node asks peers again whether strangers reach it
+REACHABILITY_RETRY_S = 10.0  # sooner while it has no answer, or no relay holds a slot for it
+
+
 def libp2p_key_pair(identity: Identity) -> KeyPair:
     """The libp2p key pair of `identity`: the same Ed25519 key, so libp2p's peer id is ours."""
     return create_new_key_pair(identity.seed())
+
+
+def hardened_host(key_pair: KeyPair, **options: Any) -> Any:
+    """A host with Noise as its only security and yamux as its only muxer (traps 1 and 3). Two
+    connections per peer, so a punched direct connection and the relayed one it replaces can be
+    held at once; the dials that would then wait 250 ms (trap 2) go address by address instead."""
+    noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE_PROTOCOL: noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL): Yamux},
+        connection_config=ConnectionConfig(max_connections_per_peer=2),
+        **options,
+    )
 
 
 class Transport:
@@ -69,6 +90,9 @@ class Transport:
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT_S,
         heartbeat_misses: int = DEFAULT_HEARTBEAT_MISSES,
         lock_dir: Path | None = None,
+        relay: bool = False,
+        relay_limits: RelayLimits = DEFAULT_RELAY_LIMITS,
+        public_addrs: Iterable[str] = (),
     ) -> None:
         quiet_libp2p_logs()
         self.identity = identity
@@ -85,19 +109,19 @@ class Transport:
         self._opener = Opener()
         self.counters = TransportCounters(dropped=self._opener.dropped)
 
-        key_pair = libp2p_key_pair(identity)
-        noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
-        self._host = new_host(
-            key_pair=key_pair,
-            sec_opt={NOISE_PROTOCOL: noise},
-            muxer_opt={TProtocol(YAMUX_PROTOCOL): Yamux},
-            connection_config=ConnectionConfig(max_connections_per_peer=1),
-            enable_mDNS=enable_mdns,
-            addrs_factory=dialable,
+        try:
+            self._public_addrs = [multiaddr.Multiaddr(a) for a in public_addrs]
+        except ValueError as exc:
+            raise TransportStartError(f"public address: {exc}") from None
+        self._host = hardened_host(
+            libp2p_key_pair(identity), enable_mDNS=enable_mdns, addrs_factory=self._advertised
         )
         network = self._host.get_network()
         assert isinstance(network, Swarm)
         self._swarm = network
+        self._relaying = Relaying(self._host, network, serve=relay, limits=relay_limits)
+        self._dialback = DialbackServer(network, hardened_host)
+        self.reachability = Verdict("unknown", (), (), ())
         # Every caller bounds its own dial and retries on its own schedule: libp2p's retries
         # would only spend the caller's deadline on a peer that just refused.
         network.retry_config = RetryConfig(max_retries=0)
@@ -110,7 +134,7 @@ class Transport:
             self._host.get_peerstore(),
             kept=(peer_address(a).peer_id.to_base58() for a in self._bootstrap),
         )
-        self._connections = Connections(self._host, network, self._dht, self._book)
+        self._connections = Connections(self._host, network, self._dht, self._book, self._relaying)
         self._heartbeat = Heartbeat(
             self._host,
             self._book,
@@ -120,7 +144,9 @@ class Transport:
             misses=heartbeat_misses,
         )
         self._requests = Requests(identity, self._host, self._opener, self.counters, self._connections.dial)
+        self._requests.handle(DIALBACK_PROTOCOL, self._dialback.handle)
         self._nursery: trio.Nursery | None = None
+        self._started_at: float | None = None
 
     # ---- life cycle
 
@@ -143,20 +169,102 @@ class Transport:
                 async with (
                     self._topics.running(),
                     background_trio_service(self._dht),
+                    self._relaying.running(),
                     trio.open_nursery() as nursery,
                 ):
                     await self._topics.wait_until_ready()
                     self._nursery = nursery
                     nursery.start_soon(self._heartbeat.run)
                     self._connections.join(nursery, self._bootstrap)
+                    nursery.start_soon(self._keep_reachable)
+                    self._started_at = trio.current_time()
                     log.info("p2p listening on %s", ", ".join(self.listen_addrs))
                     task_status.started()
                     await trio.sleep_forever()
 
     @property
     def listen_addrs(self) -> list[str]:
-        """Where peers can reach this node, each ending in /p2p/<peer id> (empty until it runs)."""
-        return [str(a) for a in self._host.get_addrs()]
+        """Where peers can reach this node, each ending in /p2p/<peer id> (empty until it runs): the
+        addresses it listens on, those the operator says it has, then its circuits through relays."""
+        circuits = [f"{a}/p2p/{self.peer_id}" for a in self._relaying.circuit_addrs()]
+        return [*(str(a) for a in self._host.get_addrs()), *circuits]
+
+    def _advertised(self, addrs: list[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
+        """What identify tells peers (the host drops any /p2p part here, so circuits can't be among them)."""
+        return [*dialable(addrs), *self._public_addrs]
+
+    # ---- reachability and relays
+
+    @property
+    def relays(self) -> list[str]:
+        """The relays holding a reservation for this node now."""
+        return self._relaying.held()
+
+    @property
+    def relay_served(self) -> tuple[int, int] | None:
+        """(reservations, circuits) this node holds for others as a relay; None if it is not one."""
+        return self._relaying.served() if self._relaying.serving else None
+
+    @property
+    def reachable_through_relay_at(self) -> float | None:
+        """Seconds from the transport's start to its first reservation on a relay (None: none yet)."""
+        reserved = self._relaying.reserved_at
+        return None if reserved is None or self._started_at is None else reserved - self._started_at
+
+    def path(self, peer_id: str) -> PathInfo | None:
+        """How this node is connected to a peer now; a direct connection wins over a relayed one."""
+        paths = [
+            connection_path(c)
+            for c in self._swarm.get_connections(ID.from_base58(peer_id))
+            if not c.is_closed
+        ]
+        return min(paths, key=lambda p: p.kind != "direct", default=None)
+
+    async def check_reachability(self) -> Verdict:
+        """Ask connected peers to dial our direct addresses back from fresh identities."""
+        own = [str(a) for a in [*dialable(self._host.get_transport_addrs()), *self._public_addrs]]
+        peers = sorted(
+            (p.to_base58() for p in self._host.get_connected_peers()),
+            key=lambda p: p not in self._book.kept,  # bootstrap peers first
+        )
+
+        async def ask(peer: str, body: dict[str, Any]) -> dict[str, Any]:
+            return await self.request(peer, DIALBACK_PROTOCOL, body, timeout=DIALBACK_DIAL_TIMEOUT_S * 4 + 5)
+
+        self.reachability = await check(ask, peers, own)
+        return self.reachability
+
+    async def _keep_reachable(self) -> None:
+        """Once joined: check reachability; behind NAT, hold reservations on relays among our peers."""
+        await self._connections.joined()
+        while True:
+            verdict = await self.check_reachability()
+            log.info(
+                "reachability: %s (confirmed by %d, denied by %d)",
+                verdict.status,
+                len(verdict.confirmed_by),
+                len(verdict.denied_by),
+            )
+            if verdict.status == "private":
+                await self._reserve_relays()
+            done = verdict.status != "unknown" and (verdict.status == "public" or self.relays)
+            await trio.sleep(REACHABILITY_RECHECK_S if done else REACHABILITY_RETRY_S)
+
+    async def _reserve_relays(self) -> None:
+        held = set(self.relays)
+        for peer in self._host.get_connected_peers():
+            if len(held) >= MAX_RESERVATIONS:
+                return
+            peer_id = peer.to_base58()
+            if peer_id in held or not self._relaying.offers_relay(peer):
+                continue
+            path = self.path(peer_id)
+            if path is None or path.kind != "direct" or path.remote is None:
+                continue  # a relay is reached directly, at the address our connection to it has
+            ip, port = path.remote.rsplit(":", 1)
+            address = f"/{'ip6' if ':' in ip else 'ip4'}/{ip.strip('[]')}/tcp/{port}"
+            if await self._relaying.reserve(peer, [address]):
+                held.add(peer_id)
 
     def _running(self) -> trio.Nursery:
         if self._nursery is None:
