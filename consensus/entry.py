@@ -40,6 +40,7 @@ from core.envelope import canonical
 from core.identity import Identity
 from core.statements import BadStatement, Statement, commitment_digest, sign
 from core.statements import from_wire as statement_from_wire
+from ranking import ballots
 from ranking.bradley_terry import Vote
 from reputation.outcome import ChallengeAnswer, ChallengeOutcome, RoundEvidence, Verdict
 from reputation.rules import ROLES, Role
@@ -110,7 +111,7 @@ class LedgerEntry:
         verdicts: list[Verdict] = []
         for ballot in r["ballots"]:
             judge = str(ballot["signer"])
-            votes += _votes(judge, ballot["body"]["votes"], authors)
+            votes += _votes(judge, ballot["body"], authors)
             verdicts += _verdicts(judge, ballot["body"]["verdicts"], authors)
         reported = r["reported"]
         return RoundEvidence(
@@ -245,17 +246,28 @@ def _candidate(cid: Any, judge: str, authors: tuple[str, ...]) -> int:
     return cid
 
 
-def _votes(judge: str, raw: Any, authors: tuple[str, ...]) -> list[Vote]:
-    """A ballot's votes: A, B or U on a pair of candidates, or null (no vote)."""
-    votes = []
-    for vote in raw:
+def _votes(judge: str, body: Mapping[str, Any], authors: tuple[str, ...]) -> list[Vote]:
+    """A ballot's votes: A, B or U on a pair of candidates, or null (no vote); a probability ballot's are
+    its probabilities, and its likelihoods as votes on the same pairs (`ranking.ballots`)."""
+    votes, pairs = [], []
+    for vote in body["votes"]:
         first, second, preference = vote
         a, b = _candidate(first, judge, authors), _candidate(second, judge, authors)
         if a == b or preference not in ("A", "B", "U", None):
             raise BadEntry(f"a ballot of {judge} holds the vote {vote!r}")
+        pairs.append((a, b))
         if preference is not None:
             votes.append(Vote.from_preference(judge, a, b, preference))
-    return votes
+    letters = [vote[2] for vote in body["votes"]]
+    try:
+        verdicts = {int(k): v for k, v in body["verdicts"].items()}
+        read = ballots.read(body, letters, verdicts, pairs)
+    except ValueError as exc:
+        raise BadEntry(f"a ballot of {judge}: {exc}") from None
+    if read.shares is None:
+        return votes
+    soft = [Vote.soft(judge, a, b, p) for (a, b), p in zip(pairs, read.shares, strict=True)]
+    return soft + ballots.likelihood_votes(judge, pairs, read.likelihoods)
 
 
 def _verdicts(judge: str, raw: Mapping[str, Any], authors: tuple[str, ...]) -> list[Verdict]:

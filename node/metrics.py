@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from .transport import TransportCounters
+    from .transport import Transport, TransportCounters
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -75,6 +75,22 @@ class NodeMetrics:
     def watch_transport(self, counters: TransportCounters) -> None:
         """Export the network layer's counters, read at every scrape."""
         self.registry.register(_TransportCollector(counters))
+
+    def watch_relaying(self, transport: Transport) -> None:
+        """Reachability, the relays this node is reached through, and what it relays for others."""
+        r = self.registry
+
+        def served(i: int) -> float:
+            return (transport.relay_served or (0, 0))[i]
+
+        reached = Gauge("swarm_reachable", "1: peers' fresh identities reached it", registry=r)
+        reached.set_function(lambda: float(transport.reachability.status == "public"))
+        held = Gauge("swarm_relays_held", "Relays holding a reservation for this node", registry=r)
+        held.set_function(lambda: len(transport.relays))
+        slots = Gauge("swarm_relay_reservations", "Peers holding a reservation on this relay", registry=r)
+        slots.set_function(lambda: served(0))
+        circuits = Gauge("swarm_relay_circuits", "Circuits open through this relay", registry=r)
+        circuits.set_function(lambda: served(1))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -49,13 +49,14 @@ from core.identity import Identity
 from core.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 from core.statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from core.wire.provenance import RouteReport
-from ranking import aggregate, judging, schedule
+from ranking import aggregate, ballots, judging, schedule
 from ranking.bradley_terry import Ranking, Vote
 from ranking.majority import majority
 from routing.grading import spoken_answer
 
 from .admission import Admission
-from .engines.base import EngineError
+from .engines import readings
+from .engines.base import EngineError, NoProbabilities
 from .hosting import HostedModel, InvalidRequest, QueueFull
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
 
@@ -87,6 +88,9 @@ class RoundConfig:
     reveal_timeout_s: float = 15.0
     judge_timeout_s: float = 300.0
     judge_max_tokens: int = 8
+    # How this node judges: "probability" reads its verdicts from token probabilities where its engine
+    # gives them (node.engines.readings), "text" parses what its model writes.
+    judge_reading: ballots.Reading = "text"
     full_schedule_up_to: int = 5  # candidates; beyond, the sparse ~3n schedule
     # A winner must be found GOOD by at least this share of its checks.
     good_threshold: float = aggregate.GOOD_THRESHOLD
@@ -249,6 +253,8 @@ class RoundService:
         else:
             task = self._judge_task(body)
             tokens = (len(task.pairs) + len(task.check)) * self.config.judge_max_tokens
+            if self.config.judge_reading == "probability":  # each answer in its pairs, scored by likelihood
+                tokens += len({c for pair in task.pairs for c in pair}) * readings.LIKELIHOOD_MAX_CHARS
         return self.admission.admit(sender, tokens)
 
     async def commit(self, body: dict[str, Any]) -> Statement:
@@ -320,6 +326,21 @@ class RoundService:
             raise InvalidRequest("this node hosts no model to judge with")
         model = next(iter(self.local.values()))
         question, answers = task.question, task.answers
+        if self.config.judge_reading == "probability":
+            try:
+                body = await trio.to_thread.run_sync(
+                    readings.ballot,
+                    model.engine,
+                    model.prepare,
+                    model.name,
+                    question,
+                    answers,
+                    task.pairs,
+                    task.check,
+                )
+                return sign(self.identity, "ballot", {"round": task.round_id, **body})
+            except NoProbabilities:
+                pass  # this model only writes: read what it writes
         votes = []
         for first, second in task.pairs:
             reply = await self._ask(model, judging.pairwise_prompt(question, answers[first], answers[second]))
@@ -671,6 +692,10 @@ def _read_ballot(ballot: Statement, task: dict[str, Any], round_id: str) -> tupl
         if verdict not in ("GOOD", "BAD"):
             raise ValueError(f"a verdict must be GOOD or BAD, got {verdict!r}")
         verdicts[int(cid)] = verdict
+    read = ballots.read(body, [e[2] for e in raw_votes], {int(k): v for k, v in raw_verdicts.items()}, asked)
+    if read.shares is not None:  # the letters are these probabilities' roundings: the fit takes them whole
+        votes = [Vote.soft(ballot.signer, a, b, p) for (a, b), p in zip(asked, read.shares, strict=True)]
+        votes += ballots.likelihood_votes(ballot.signer, asked, read.likelihoods)
     return votes, verdicts
 
 

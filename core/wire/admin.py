@@ -14,6 +14,18 @@ class _Response(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
+class Reachability(_Response):
+    """Whether strangers can dial this node, as peers that dialed it back from fresh identities found."""
+
+    status: Literal["public", "private", "unknown"] = Field(
+        description="public: most peers asked reached it; private: behind NAT or a firewall; unknown: not yet"
+    )
+    relays: list[str] = Field(description="relays holding a reservation for it: peers reach it through them")
+    confirmed_by: list[str] = Field(description="peers whose dial back reached it")
+    relay_service: bool = Field(description="whether it serves as a relay for others (--relay)")
+    advice: str = Field(description="what the operator can do about it")
+
+
 class Health(_Response):
     status: Literal["ok", "degraded"] = Field(description="ok: every model is ready")
     version: str
@@ -21,6 +33,7 @@ class Health(_Response):
     uptime_s: float
     models: dict[str, str] = Field(description="each model's state: ready, restarting, ...")
     peers: int
+    reachability: Reachability | None = Field(default=None, description="null: not on a network")
 
 
 # ---- the peer network
@@ -33,11 +46,24 @@ class SeenPeer(PeerInfo):
     rtt_ms: float | None = None
     seen_s_ago: float = 0.0
     state: str = "unknown"  # of the heartbeat: up, suspect, down, unknown
+    path: str | None = None  # how this node is connected to it: direct, relayed; None: not connected
+    path_via: str | None = None  # the remote ip:port of a direct connection; the relay of a relayed one
 
     @classmethod
-    def of(cls, info: PeerInfo, *, rtt_ms: float | None, seen_s_ago: float, state: str) -> SeenPeer:
+    def of(
+        cls,
+        info: PeerInfo,
+        *,
+        rtt_ms: float | None,
+        seen_s_ago: float,
+        state: str,
+        path: str | None = None,
+        path_via: str | None = None,
+    ) -> SeenPeer:
         announced = {f.name: getattr(info, f.name) for f in fields(PeerInfo)}
-        return cls(**announced, rtt_ms=rtt_ms, seen_s_ago=seen_s_ago, state=state)
+        return cls(
+            **announced, rtt_ms=rtt_ms, seen_s_ago=seen_s_ago, state=state, path=path, path_via=path_via
+        )
 
 
 class NetworkView(_Response):

@@ -46,6 +46,7 @@ async def peers(node: Node) -> NetworkView:
     network = node.network
     now = time.monotonic()
     states = network.transport.peer_states()
+    paths = {e.info.peer_id: network.transport.path(e.info.peer_id) for e in network.table.peers()}
     return NetworkView(
         self=network.announcement(),
         routing_table_error=network.router.store_error if network.router else None,
@@ -55,6 +56,8 @@ async def peers(node: Node) -> NetworkView:
                 rtt_ms=entry.rtt_ms,
                 seen_s_ago=round(now - entry.last_seen, 1),
                 state=states.get(entry.info.peer_id, "unknown"),
+                path=(path := paths[entry.info.peer_id]) and path.kind,
+                path_via=path and path.remote,
             )
             for entry in network.table.peers()
         ],

@@ -13,6 +13,7 @@ from core.wire.admin import AccelSummary, Health, MethodCard, ProfileResult
 from core.wire.requests import ProfileRequest
 
 from ..accel import profile
+from ..reachability import reachability
 from .errors import GUARDED, APIError, documented
 from .state import Node
 
@@ -33,6 +34,7 @@ async def health(node: Node) -> Health:
         uptime_s=round(time.time() - node.started, 1),
         models=states,
         peers=len(node.network.table.peers()) if node.network else 0,
+        reachability=reachability(node.network.transport) if node.network else None,
     )
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ranking.bradley_terry import Vote, fit
-from ranking.verdicts import both_orders, debiased, letter_prior, two_way_share, logit, sigmoid
+from ranking.verdicts import both_orders, debiased, letter_prior, logit, sigmoid, two_way_share
 
 
 def test_two_way_share_is_p_a_among_the_two_letters() -> None:
