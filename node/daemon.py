@@ -44,6 +44,7 @@ from .ledger import LedgerService
 from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
+from .reachability import reachability
 from .rounds import RoundService
 from .router import Router
 from .transport import Transport, TransportStartError, exception_leaves
@@ -112,6 +113,17 @@ async def _stop_on_signal(shutdown: trio.Event) -> None:
             return
 
 
+async def _report_reachability(transport: Transport) -> None:
+    """Tell the operator whether strangers reach this node, and what to do, whenever that changes."""
+    said: tuple[str, tuple[str, ...]] | None = None
+    while True:
+        view = reachability(transport)
+        if view.status != "unknown" and (view.status, tuple(view.relays)) != said:
+            said = (view.status, tuple(view.relays))
+            print(view.advice, flush=True)
+        await trio.sleep(1.0)
+
+
 def _ignore(done: int, total: int) -> None:
     """The Loaded callback of a caller that shows no progress."""
 
@@ -130,6 +142,8 @@ async def run_node(config: NodeConfig, on_loaded: Loaded = _ignore, on_bytes: Pr
                 port=config.p2p_port,
                 bootstrap=config.bootstrap,
                 enable_mdns=config.mdns,
+                relay=config.relay,
+                public_addrs=config.public_addrs,
             )
         except (IdentityError, TransportStartError) as exc:
             raise NodeStartError(str(exc)) from None
@@ -162,6 +176,7 @@ def _open_ledger(data_dir: Path, challenge_file: Path | None) -> Ledger:
 async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, transport: Transport) -> None:
     metrics = NodeMetrics()
     metrics.watch_transport(transport.counters)
+    metrics.watch_relaying(transport)
     accel = AccelConfig(enabled=config.accel, exploration=config.accel_exploration, lossy=config.accel_lossy)
     try:
         accelerator = Accelerator(config.data_dir, accel)
@@ -257,6 +272,9 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         served = ", ".join(f"{m.name} ({m.info.backend})" for m in hosted.values())
         print(f"swarm node {transport.peer_id} ready at {url} serving {served}", flush=True)
         print(f"peers can join through {transport.listen_addrs[0]}", flush=True)
+        if config.relay:
+            print("serving as a relay (Circuit Relay v2) for peers behind NAT", flush=True)
+        nursery.start_soon(_report_reachability, transport)
         if not loopback(config.host) and not config.api_keys:
             log.warning("listening on %s with no API key: anyone who can reach it can use it", config.host)
         await shutdown.wait()

@@ -88,6 +88,20 @@ def _add_node_start(commands: argparse._SubParsersAction) -> None:
         help="a peer to join the network through, /ip4/.../tcp/.../p2p/<id> (repeatable)",
     )
     start.add_argument("--mdns", action="store_true", default=None, help="find peers on the LAN by mDNS")
+    start.add_argument(
+        "--relay",
+        action="store_true",
+        default=None,
+        help="serve Circuit Relay v2 to peers behind NAT (for a publicly reachable node: a bootstrap)",
+    )
+    start.add_argument(
+        "--public-addr",
+        action="append",
+        dest="public_addrs",
+        metavar="MULTIADDR",
+        help="an address peers reach this node at that it does not listen on, such as a router's forwarded "
+        "port: /ip4/203.0.113.5/tcp/8421 (repeatable)",
+    )
     start.add_argument("--announce-interval", type=float, help="seconds between announcements (default 5)")
     start.add_argument(
         "--no-accel",
@@ -185,6 +199,8 @@ def _node_config(args: argparse.Namespace) -> node_config.NodeConfig:
         p2p_host=args.p2p_host,
         p2p_port=args.p2p_port,
         bootstrap=args.bootstrap,
+        relay=args.relay,
+        public_addrs=args.public_addrs,
         mdns=args.mdns,
         announce_interval=args.announce_interval,
         accel=args.accel,
@@ -413,15 +429,19 @@ def _models(args: argparse.Namespace) -> int:
 def _peers(args: argparse.Namespace) -> int:
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         view = client.peers()
+        health = client.health()
     rows = ([view.self] if view.self else []) + list(view.peers)
-    print(f"{'PEER':54} {'STATE':6} {'RTT':>7} {'HTTP':26} MODELS (running/waiting)")
+    if health.reachability is not None:
+        print(f"this node: {health.reachability['advice']}")
+    print(f"{'PEER':54} {'STATE':6} {'RTT':>7} {'PATH':8} {'HTTP':26} MODELS (running/waiting)")
     for peer in rows:
         rtt = f"{peer.rtt_ms:.1f}ms" if peer.rtt_ms is not None else "-"
+        path = peer.path or "-"
         models = ", ".join(
             f"{m} ({peer.load.get(m, {}).get('running', 0)}/{peer.load.get(m, {}).get('waiting', 0)})"
             for m in peer.models
         )
-        print(f"{peer.peer_id:54} {peer.state:6} {rtt:>7} {peer.http_url or '-':26} {models or '-'}")
+        print(f"{peer.peer_id:54} {peer.state:6} {rtt:>7} {path:8} {peer.http_url or '-':26} {models or '-'}")
     return 0
 
 

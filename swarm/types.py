@@ -189,11 +189,14 @@ class Health:
     version: str
     node_id: str | None
     models: dict[str, str]
+    # status (public, private, unknown), relays, confirmed_by, relay_service, advice; None: not on a network
+    reachability: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Health:
         health = admin.Health.model_validate(body)
-        return cls(health.status, health.version, health.node_id, dict(health.models))
+        reach = health.reachability.model_dump() if health.reachability else None
+        return cls(health.status, health.version, health.node_id, dict(health.models), reach)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,7 @@ class Peer:
     rtt_ms: float | None
     state: str
     load: dict[str, dict[str, int]]
+    path: str | None = None  # how the node is connected to it: direct, relayed; None: not now (or itself)
 
     @classmethod
     def of(cls, info: PeerInfo) -> Peer:
@@ -224,6 +228,7 @@ class Peer:
             seen.rtt_ms if seen else None,
             seen.state if seen else "self",
             {name: dataclasses.asdict(load) for name, load in info.load.items()},
+            seen.path if seen else None,
         )
 
 
