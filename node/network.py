@@ -215,6 +215,10 @@ class NetworkService:
         while True:
             await self._announce()
             self.table.expire()
+            # The heartbeat's round trips, so the router's latency prediction follows each peer's path
+            # as it is now: through a relay, or direct once a hole is punched.
+            for peer_id, rtt_ms in self.transport.rtts().items():
+                self.table.record_rtt(peer_id, rtt_ms)
             await trio.sleep(self.announce_interval)
 
     async def _listen_announcements(self) -> None:

@@ -43,6 +43,7 @@ class _Health:
     misses: int = 0
     next_probe: float = 0.0
     heard: float = 0.0  # when it last answered, or was first heard of
+    rtt_ms: float | None = None  # its last ping's round trip, over whichever path the connection takes
 
 
 class Heartbeat:
@@ -62,6 +63,10 @@ class Heartbeat:
         self.interval, self.timeout, self.misses = interval, timeout, misses
         self._health: dict[str, _Health] = {}
         self._listeners = Listeners[PeerEvent]()
+
+    def rtts(self) -> dict[str, float]:
+        """Each peer's last measured round trip in milliseconds (relayed or direct: as it is reached now)."""
+        return {peer: health.rtt_ms for peer, health in self._health.items() if health.rtt_ms is not None}
 
     def peer_states(self) -> dict[str, str]:
         return {peer: health.state for peer, health in self._health.items() if health.state is not None}
@@ -100,7 +105,9 @@ class Heartbeat:
                 await self._dial(peer)
                 stream = await self._host.new_stream(peer, [PING_PROTOCOL])
                 try:
+                    started = trio.current_time()
                     await perform_ping_roundtrip(stream)
+                    rtt_ms = (trio.current_time() - started) * 1000
                 finally:
                     with trio.CancelScope(shield=True):
                         await stream.reset()
@@ -108,6 +115,7 @@ class Heartbeat:
                 log.debug("heartbeat to %s failed: %s", peer_id, describe(exc))
             else:
                 self.mark_alive(peer_id)
+                self._health[peer_id].rtt_ms = rtt_ms
                 return
         self._mark_missed(peer_id)
 

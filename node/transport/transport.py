@@ -295,6 +295,10 @@ class Transport:
         """Every peer the heartbeat has an opinion on: "up" or "down"."""
         return self._heartbeat.peer_states()
 
+    def rtts(self) -> dict[str, float]:
+        """The heartbeat's last round trip to each peer, in milliseconds, over the path it takes now."""
+        return self._heartbeat.rtts()
+
     def peer_events(self) -> trio.MemoryReceiveChannel[PeerEvent]:
         """A channel of every later change of a peer's state; close it to stop listening."""
         return self._heartbeat.peer_events()
