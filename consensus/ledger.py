@@ -27,7 +27,13 @@ count, so a node killed at any point restarts with a prefix of every chain it
 had and pulls the rest. What is on disk is checked again when the ledger opens:
 an entry that fails, and the rest of its chain after it, are moved to a
 `set_aside` table; a final checkpoint that no longer holds is dropped, with
-every one after it.
+every one after it. So that opening does not take longer with every entry
+ever taken, the disk also notes how far each chain was verified, under which
+rules (`verified`, in the transaction that stores the entries): that prefix
+is parsed, not verified again, and each of its links is checked by digest,
+ending on the digest noted, which pins every byte of it. Only entries past it
+are verified; a prefix that doesn't end where it says (a row changed, gone,
+or other rules) makes the whole ledger be verified again.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from typing import Any
 
 from core.envelope import DEFAULT_MAX_SKEW_S
 from core.identity import Identity
+from core.statements import Statement
 from core.storage import open_sqlite
 from reputation.apply import apply_challenge, apply_round_evidence
 from reputation.book import ReputationBook
@@ -218,6 +225,12 @@ class Ledger:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS finals (time INTEGER PRIMARY KEY, record TEXT NOT NULL)"
             )
+            # Per chain, how many of its entries were verified, and the digest of the last of them.
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS verified (gateway TEXT PRIMARY KEY, count INTEGER NOT NULL, "
+                "tip TEXT NOT NULL)"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._load()
 
     def _reset(self, finals: list[Checkpoint]) -> None:
@@ -238,9 +251,9 @@ class Ledger:
         self._epochs: list[int] = []
         self._void: set[tuple[str, int]] = set()
         self._say_at: dict[int, _Say] = {}  # at the ends of recent epochs not yet final
-        self._final_say: dict[str, float] | None = (
-            None  # at the last final checkpoint; None: not replayed yet
-        )
+        # Who had a say at the last final checkpoint; None until the replay has run.
+        self._final_say: dict[str, float] | None = None
+        self.checked_on_load = 0  # entries verified in full when the ledger opened
         self._book = ReputationBook()
         self._entries_head = _EMPTY_HEAD  # the entries alone, in order
         self._finals_head = _EMPTY_HEAD  # the final checkpoints alone, in order
@@ -426,7 +439,8 @@ class Ledger:
         self._commit(_Batch())
         return True
 
-    def _take(self, entry: LedgerEntry, batch: _Batch) -> Added:
+    def _take(self, entry: LedgerEntry, batch: _Batch, *, graded: bool = False) -> Added:
+        """Take one entry; `graded`: its challenge was graded against the bank before (on disk)."""
         gateway, seq = entry.gateway, entry.seq
         fork = self._forks.get(gateway)
         if fork is not None and seq >= fork.seq:
@@ -444,7 +458,7 @@ class Ledger:
             raise BadEntry(
                 f"entry {seq} of {gateway} was made under other reputation rules ({entry.rules[:12]})"
             )
-        if entry.type == "challenge":
+        if entry.type == "challenge" and not graded:
             grade_challenge(entry, self.bank)
         if entry.at > self.clock() + self.max_skew_s:
             raise BadEntry(f"entry {seq} of {gateway} is dated {entry.at - self.clock():.0f} s in the future")
@@ -797,6 +811,7 @@ class Ledger:
                         "INSERT OR REPLACE INTO forks (gateway, seq, first, second) VALUES (?, ?, ?, ?)",
                         (fork.gateway, fork.seq, *(_json(w) for w in fork.to_wire())),
                     )
+                self._store_verified(db, {e.gateway for e in new} | {f.gateway for f in batch.forks})
                 if self._finals_changed:
                     db.execute("DELETE FROM finals")
                     db.executemany(
@@ -814,7 +829,64 @@ class Ledger:
         assert self._db is not None
         return _Transaction(self._db)
 
+    def _store_verified(self, db: sqlite3.Connection, gateways: Iterable[str]) -> None:
+        """Note that each of these chains is verified as far as it is held: everything held was."""
+        for gateway in gateways:
+            tip = self._tips.get(gateway)
+            if tip is None:
+                db.execute("DELETE FROM verified WHERE gateway = ?", (gateway,))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO verified (gateway, count, tip) VALUES (?, ?, ?)",
+                    (gateway, tip.seq + 1, tip.digest),
+                )
+
+    def _verified_prefix(self) -> dict[str, tuple[int, str]]:
+        """Per chain, how many entries on disk were verified and the digest of the last; none if they were
+        verified under other rules."""
+        assert self._db is not None
+        rules = self._db.execute("SELECT value FROM meta WHERE key = 'verified_rules'").fetchone()
+        if rules is None or rules[0] != self.rules_digest:
+            return {}
+        return {g: (int(n), str(tip)) for g, n, tip in self._db.execute("SELECT * FROM verified")}
+
     def _load(self) -> None:
+        assert self._db is not None
+        rows = self._db.execute("SELECT gateway, seq, wire FROM entries ORDER BY gateway, seq").fetchall()
+        prefix = self._verified_prefix()
+        if prefix and not self._load_rows(rows, prefix):
+            log.warning("the ledger's verified prefix does not match what is on disk: verifying it all again")
+            self._reset([])
+            prefix = {}
+        if not prefix:
+            self._load_rows(rows, {})
+        unused = [(gw, seq) for gw, seq, _ in rows if (gw, seq) not in self._entries]
+        # Set aside, not deleted, so an operator can look; the chain goes on from its last good entry.
+        with self._transaction() as db:
+            if unused:
+                db.execute("CREATE TABLE IF NOT EXISTS set_aside AS SELECT * FROM entries WHERE 0")
+            for key in unused:
+                db.execute("INSERT INTO set_aside SELECT * FROM entries WHERE gateway = ? AND seq = ?", key)
+                db.execute("DELETE FROM entries WHERE gateway = ? AND seq = ?", key)
+            if self._finals_changed:
+                db.execute("DELETE FROM finals")
+                db.executemany(
+                    "INSERT INTO finals (time, record) VALUES (?, ?)",
+                    [(c.time, _json(c.to_record())) for c in self._finals],
+                )
+            db.execute("DELETE FROM verified")
+            self._store_verified(db, list(self._tips))
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('verified_rules', ?)", (self.rules_digest,)
+            )
+        self._finals_changed = False
+        for failure in self.load_failures:
+            log.error("ledger on disk: %s (set aside)", failure)
+        log.info("ledger: %d entries, %d of them verified now", len(self._entries), self.checked_on_load)
+
+    def _load_rows(self, rows: list[tuple[str, int, str]], prefix: Mapping[str, tuple[int, str]]) -> bool:
+        """Take what is on disk: each chain's `prefix` (how many, the last one's digest) parsed as verified
+        before, the rest verified. Whether every prefix ended on its digest."""
         assert self._db is not None
         for gateway, seq, first, second in self._db.execute("SELECT gateway, seq, first, second FROM forks"):
             try:
@@ -827,45 +899,36 @@ class Ledger:
             self._forks[gateway] = fork
         for (record,) in self._db.execute("SELECT record FROM finals ORDER BY time"):
             self._finals.append(Checkpoint.from_record(json.loads(record)))
-        rows = self._db.execute("SELECT gateway, seq, wire FROM entries ORDER BY gateway, seq").fetchall()
-        entries = []
+        batch = _Batch()
+        self._dirty = True  # applied once, by the replay, not also one by one as they come
         for gateway, seq, wire in rows:
+            verified = seq < prefix.get(gateway, (0, ""))[0]
             try:
-                entry = from_wire(json.loads(wire))
+                entry = _verified_before(json.loads(wire)) if verified else from_wire(json.loads(wire))
+                self.checked_on_load += not verified
                 if (entry.gateway, entry.seq) != (gateway, seq):
                     raise BadEntry(f"stored as entry {seq} of {gateway}")
-            except (BadEntry, ValueError) as exc:
+            except (BadEntry, KeyError, TypeError, ValueError) as exc:
                 self.load_failures.append(f"entry {seq} of {gateway}: {exc}")
                 continue
-            entries.append(entry)
-        batch = _Batch()
-        for entry in entries:
             try:
-                self._take(entry, batch)
+                self._take(entry, batch, graded=verified)
             except BadEntry as exc:
                 self.load_failures.append(str(exc))
         self._waiting.clear()
-        self._dirty = True
         self._refresh()
-        unused = [(gw, seq) for gw, seq, _ in rows if (gw, seq) not in self._entries]
-        if unused or self._finals_changed:
-            # Set aside, not deleted, so an operator can look; the chain goes on from its last good entry.
-            with self._transaction() as db:
-                db.execute("CREATE TABLE IF NOT EXISTS set_aside AS SELECT * FROM entries WHERE 0")
-                for key in unused:
-                    db.execute(
-                        "INSERT INTO set_aside SELECT * FROM entries WHERE gateway = ? AND seq = ?", key
-                    )
-                    db.execute("DELETE FROM entries WHERE gateway = ? AND seq = ?", key)
-                if self._finals_changed:
-                    db.execute("DELETE FROM finals")
-                    db.executemany(
-                        "INSERT INTO finals (time, record) VALUES (?, ?)",
-                        [(c.time, _json(c.to_record())) for c in self._finals],
-                    )
-            self._finals_changed = False
-        for failure in self.load_failures:
-            log.error("ledger on disk: %s (set aside)", failure)
+        return all(
+            (held := self._entries.get((gateway, count - 1))) is not None and held.digest == tip
+            for gateway, (count, tip) in prefix.items()
+        )
+
+
+def _verified_before(wire: Any) -> LedgerEntry:
+    """An entry as this ledger stored it once verified: parsed, its signatures not checked again (the
+    digests its chain links by, ending on the one noted, are)."""
+    return LedgerEntry(
+        Statement(str(wire["kind"]), str(wire["signer"]), dict(wire["body"]), str(wire["signature"]))
+    )
 
 
 def _json(value: Any) -> str:

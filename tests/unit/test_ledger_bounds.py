@@ -5,13 +5,17 @@ with bench.attack_resource_bounds's flood."""
 
 from __future__ import annotations
 
+import json
 import random
+import sqlite3
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 import consensus.ledger
 from bench.attack_resource_bounds import stranger_chain
-from consensus import Added, BadEntry, Ledger
+from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire, verify
 from consensus.ledger import MAX_WAITING_PER_CHAIN, WAITING_FOR_S
 from core.identity import Identity
 from tests.unit.test_consensus_ledger import ALICE, BOB, GATEWAY, JUDGE, round_record
@@ -100,7 +104,7 @@ def test_a_writer_with_a_say_holds_its_allowance_beyond_each_final_checkpoint(al
     covered = final.covered(GATEWAY.peer_id)
     for n in range(covered + allowance - ledger.heads()[GATEWAY.peer_id]):
         ledger.append(GATEWAY, "round", round_record(f"busy-{n}"))
-    with pytest.raises(BadEntry, match="beyond the last final checkpoint already$"):
+    with pytest.raises(BadEntry, match=r"beyond the last final checkpoint already$"):
         ledger.append(GATEWAY, "round", round_record("one too many"))
     assert ledger.heads()[GATEWAY.peer_id] == covered + allowance
     # Its checkpoint still goes in, and once final the next entries do too.
@@ -108,3 +112,91 @@ def test_a_writer_with_a_say_holds_its_allowance_beyond_each_final_checkpoint(al
     sign_checkpoint(ledger, clock, (GATEWAY, ALICE, BOB, JUDGE))
     assert ledger.finals[-1].covered(GATEWAY.peer_id) == covered + allowance
     ledger.append(GATEWAY, "round", round_record("the next"))
+
+
+# ---- opening: only what was not verified before is verified
+
+
+@pytest.fixture
+def verified(monkeypatch: pytest.MonkeyPatch) -> list[LedgerEntry]:
+    """Every entry the ledger verifies in full (signatures, evidence), as it does."""
+    checked: list[LedgerEntry] = []
+
+    def counted(wire: Any) -> LedgerEntry:
+        checked.append(from_wire(wire))
+        return checked[-1]
+
+    monkeypatch.setattr(consensus.ledger, "from_wire", counted)
+    return checked
+
+
+def stored(path: Path, rounds: int = 30) -> Ledger:
+    """A network's ledger on disk, `rounds` rounds after its first final checkpoint, closed."""
+    clock = Clock()
+    ledger, _ = closed(clock, path)
+    for n in range(rounds):
+        ledger.append(GATEWAY, "round", round_record(f"r-{n}"))
+    ledger.close()
+    return ledger
+
+
+def same_as_full(ledger: Ledger) -> None:
+    full, failures = verify(ledger.stored())
+    assert not failures
+    assert (ledger.head, ledger.heads()) == (full.head, full.heads())
+    assert ledger.book.snapshot() == full.book.snapshot()
+
+
+def test_a_restart_verifies_only_the_entries_not_verified_before(
+    tmp_path: Path, verified: list[LedgerEntry]
+) -> None:
+    path = tmp_path / "ledger.db"
+    before = stored(path)
+    verified.clear()
+    again = Ledger(path)
+    assert verified == [] and again.checked_on_load == 0
+    assert again.head == before.head and len(again) == len(before)
+    same_as_full(again)
+    again.close()
+    # Rows put there behind the ledger's back (an operator's copy from another node): verified once.
+    extra = stranger_chain(SYBIL, 5, T0)
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO entries (gateway, seq, digest, wire) VALUES (?, ?, ?, ?)",
+            [(e.gateway, e.seq, e.digest, json.dumps(e.to_wire())) for e in extra],
+        )
+    verified.clear()
+    grown = Ledger(path)
+    assert sorted(e.seq for e in verified) == [0, 1, 2, 3, 4] and grown.heads()[SYBIL.peer_id] == 5
+    grown.close()
+    verified.clear()
+    assert Ledger(path).checked_on_load == 0 and verified == []
+
+
+TAMPERED = {
+    "the noted digest": "UPDATE verified SET tip = '" + "0" * 64 + "' WHERE gateway = :gateway",
+    "the noted count": "UPDATE verified SET count = count + 3 WHERE gateway = :gateway",
+    "the rules": "UPDATE meta SET value = '" + "1" * 64 + "' WHERE key = 'verified_rules'",
+    "a row": "UPDATE entries SET wire = replace(wire, '\"r-7\"', '\"r-x\"') WHERE gateway = :gateway",
+    "a row gone": "DELETE FROM entries WHERE gateway = :gateway AND seq = 9",
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERED))
+def test_a_prefix_that_does_not_match_the_disk_is_verified_again_in_full(
+    tmp_path: Path, verified: list[LedgerEntry], what: str
+) -> None:
+    path = tmp_path / "ledger.db"
+    before = stored(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute(TAMPERED[what], {"gateway": GATEWAY.peer_id}).rowcount >= 1
+    verified.clear()
+    again = Ledger(path)
+    assert again.checked_on_load == len(verified) >= len(before) - 1
+    if what == "a row gone":  # the chain goes on from its last entry before the gap, the rest set aside
+        assert again.heads()[GATEWAY.peer_id] == 9
+    elif what == "a row":
+        assert again.heads()[GATEWAY.peer_id] < before.heads()[GATEWAY.peer_id] and again.load_failures
+    else:
+        assert again.head == before.head and not again.load_failures
+    same_as_full(again)
