@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from core.wire import DEFAULT_PORT
+from ranking.ballots import READINGS, Reading
 
 BACKENDS = ("auto", "llamacpp", "transformers", "vllm", "openai")
 DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"  # the most coherent of the offline three
@@ -113,6 +114,9 @@ class NodeConfig:
     peer_requests_per_minute: int = 60
     peer_tokens_per_minute: int = 20_000  # counted as the most each request may generate
     peer_concurrency: int = 4  # a peer's requests running or queued here at once
+    # How this node judges rounds: "text" parses what its model writes, "probability" reads its token
+    # probabilities where the engine gives them (docs/rounds.md).
+    judge_reading: Reading = "text"
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -133,6 +137,8 @@ class NodeConfig:
             raise ConfigError("challenge_interval can't be negative")
         if self.serve_peers not in SERVE_POLICIES:
             raise ConfigError(f"serve_peers {self.serve_peers!r}: use one of {', '.join(SERVE_POLICIES)}")
+        if self.judge_reading not in READINGS:
+            raise ConfigError(f"judge_reading {self.judge_reading!r}: use one of {', '.join(READINGS)}")
         for key in ("peer_requests_per_minute", "peer_tokens_per_minute", "peer_concurrency"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")

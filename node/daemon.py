@@ -45,7 +45,7 @@ from .locks import LockHeld, PidLock
 from .metrics import NodeMetrics
 from .network import NetworkService
 from .reachability import reachability
-from .rounds import RoundService
+from .rounds import RoundConfig, RoundService
 from .router import Router
 from .transport import Transport, TransportStartError, exception_leaves
 from .watch import Watch
@@ -228,6 +228,7 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
         recorder=ledger_service.record_round if ledger_service else None,
         observer=watch.on_round,
+        config=RoundConfig(judge_reading=config.judge_reading),
         admission=admission,
     )
     state = NodeState(

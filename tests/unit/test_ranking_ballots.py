@@ -12,6 +12,7 @@ import pytest
 from consensus.entry import BadEntry, _votes
 from core.identity import Identity
 from core.statements import sign
+from node.config import ConfigError, NodeConfig
 from node.rounds import _read_ballot
 from ranking import ballots
 from ranking.bradley_terry import Vote
@@ -126,3 +127,10 @@ def test_a_text_ballot_may_not_smuggle_probabilities(judge: Identity) -> None:
     body = {"round": ROUND, "votes": [[0, 1, "A"], [1, 0, "B"]], "verdicts": {}, "probabilities": [1.0, 0.0]}
     with pytest.raises(ValueError, match="text ballot"):
         _read_ballot(sign(judge, "ballot", body), TASK, ROUND)
+
+
+def test_a_node_judges_by_text_or_probability_only() -> None:
+    assert NodeConfig().judge_reading == "text"
+    assert NodeConfig(judge_reading="probability").judge_reading == "probability"
+    with pytest.raises(ConfigError, match="judge_reading"):
+        NodeConfig(judge_reading="vibes")  # type: ignore[arg-type]
