@@ -49,10 +49,10 @@ from core.identity import Identity
 from core.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
 from core.statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from core.wire.provenance import RouteReport
-from ranking import aggregate, ballots, judging, schedule
+from ranking import aggregate, ballots, judging, priors, schedule
 from ranking.bradley_terry import Ranking, Vote
 from ranking.majority import majority
-from routing.grading import spoken_answer
+from routing.grading import option_count, spoken_answer
 
 from .admission import Admission
 from .engines import readings
@@ -91,6 +91,9 @@ class RoundConfig:
     # How this node judges: "probability" reads its verdicts from token probabilities where its engine
     # gives them (node.engines.readings), "text" parses what its model writes.
     judge_reading: ballots.Reading = "text"
+    # Start each candidate from its model's calibrated accuracy on the question's clusters, as the router
+    # predicted it (ranking.priors): with judges at chance the round is then the calibration-weighted vote.
+    answerer_priors: bool = False
     full_schedule_up_to: int = 5  # candidates; beyond, the sparse ~3n schedule
     # A winner must be found GOOD by at least this share of its checks.
     good_threshold: float = aggregate.GOOD_THRESHOLD
@@ -645,8 +648,20 @@ class RoundService:
             result.good,
             [c.cid for c in routed],
             good_threshold=self.config.good_threshold,
+            priors=_answerer_priors(result) if self.config.answerer_priors else None,
         )
         result.winner, result.ranking = decision.winner, decision.ranking
+
+
+def _answerer_priors(result: RoundResult) -> list[float] | None:
+    """Each candidate's log-odds weight from its expert's calibrated quality in the routing report; None
+    unless every candidate's expert was calibrated (a guessed quality is no prior)."""
+    experts = result.routing.experts if result.routing else []
+    quality = {(e.model, e.peer_id): e.quality for e in experts if e.calibrated}
+    if any((c.model, c.peer_id) not in quality for c in result.candidates):
+        return None
+    options = option_count(result.question) or None
+    return [priors.log_odds(quality[c.model, c.peer_id], options) for c in result.candidates]
 
 
 def _checked_reveal(round_id: str, answerer: Answerer, commitment: Statement, reveal: Statement) -> str:

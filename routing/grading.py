@@ -80,10 +80,17 @@ def final_answer(item: Item, text: str) -> str | None:
     return code if code.strip() else None
 
 
+def option_count(question: str) -> int:
+    """How many options ("A. ...", "(B) ...") the question lists on lines of their own; 0 if fewer than
+    two, which is no list."""
+    found = len(_OPTION_LINE.findall(question))
+    return found if found >= 2 else 0
+
+
 def spoken_answer(question: str, text: str) -> str | None:
     """What a free-form answer amounts to, for a majority vote when no calibration item says what kind of
     question it is: the option letter if the question lists options, else the normalised first line."""
-    if len(_OPTION_LINE.findall(question)) >= 2:
+    if option_count(question):
         return choice(text)
     line = first_line(text)
     return (normalize(line) or None) if line is not None else None
