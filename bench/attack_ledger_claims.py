@@ -84,12 +84,14 @@ def passed(peer: Identity) -> dict[str, Any]:
     return challenge(peer, [(item, item.answers[0]) for item in BANK[:2]])
 
 
-def network(*peers: Identity) -> Ledger:
+def network(*peers: Identity, ledger: Ledger | None = None) -> Ledger:
     """A ledger out of its bootstrap where every one of `peers` passed three challenges of an honest node:
     each has a say, and a score of 12. Its clock ticks a millisecond an entry, so entries keep the order
-    they are written in while decay and the writers' allowances hardly move."""
-    ticks = itertools.count(1.7e9, 0.001)
-    ledger = Ledger(clock=lambda: next(ticks))
+    they are written in while decay and the writers' allowances hardly move; or `ledger`, empty, on its
+    own clock."""
+    if ledger is None:
+        ticks = itertools.count(1.7e9, 0.001)
+        ledger = Ledger(clock=lambda: next(ticks))
     node, other = Identity.generate(), Identity.generate()
     ledger.append(node, "challenge", passed(other))  # the first counts from anyone
     ledger.append(other, "challenge", passed(node))
