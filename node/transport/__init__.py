@@ -13,9 +13,12 @@ sealed envelope (core.envelope), checked against the peer that sent it.
 What it adds to py-libp2p 0.8.1 is each for a trap of docs/libp2p.md; each
 file says which traps its code works around:
 
-    transport.py    the Transport: the host (Noise, yamux, one connection per peer), its life cycle,
-                    the calls the node makes
-    connections.py  dialing, identify's addresses handed to the DHT, joining through bootstrap peers
+    transport.py    the Transport: the host (Noise, yamux, two connections per peer), its life cycle,
+                    the calls the node makes, reachability and relay reservations
+    relay.py        Circuit Relay v2 (serving, dialing circuits, reservations) and DCUtR hole punching
+    reachability.py the dial-back check: peers dial us from fresh identities
+    connections.py  dialing (direct first, then circuits), identify's addresses handed to the DHT,
+                    joining through bootstrap peers
     addresses.py    our own address book; parsing peer ids and addresses
     heartbeat.py    our own heartbeat: which peers are up, and events when that changes
     requests.py     request and response on streams, one deadline per call; the counters /metrics shows

@@ -83,7 +83,15 @@ class Requests:
             try:
                 stream = await self._host.new_stream(peer, [TProtocol(protocol)])
             except Exception as exc:  # libp2p stream errors come as groups and wrappers of many kinds
-                raise PeerUnavailable(f"can't open {protocol} to {peer_id}: {describe(exc)}") from None
+                # A connection can be dead without knowing it (a relay's circuit torn down under it, the
+                # loser of two peers dialing each other at once): drop the peer's connections, dial anew.
+                log.info("can't open %s to %s (%s): dialing it again", protocol, peer_id, describe(exc))
+                await self._host.get_network().close_peer(peer)
+                await self._dial(peer)
+                try:
+                    stream = await self._host.new_stream(peer, [TProtocol(protocol)])
+                except Exception as exc:
+                    raise PeerUnavailable(f"can't open {protocol} to {peer_id}: {describe(exc)}") from None
             replies = _Replies(self, stream, peer_id, protocol)
             try:
                 await self._send(stream, frame, peer_id)

@@ -1,7 +1,8 @@
 """The Transport: one hardened libp2p host, whose parts it wires together and runs.
 
 The host has Noise as its only security and yamux as its only muxer (traps 1 and 3 of
-docs/libp2p.md), and one connection per peer (trap 2).
+docs/libp2p.md), and two connections per peer, so a punched direct connection and the relayed one it
+replaces can be held at once (trap 2, and "NAT traversal").
 """
 
 from __future__ import annotations
@@ -237,20 +238,24 @@ class Transport:
     async def _keep_reachable(self) -> None:
         """Once joined: check reachability; behind NAT, hold reservations on relays among our peers."""
         await self._connections.joined()
+        said = None
         while True:
             verdict = await self.check_reachability()
-            log.info(
-                "reachability: %s (confirmed by %d, denied by %d)",
-                verdict.status,
-                len(verdict.confirmed_by),
-                len(verdict.denied_by),
-            )
+            if verdict.status != said:
+                said = verdict.status
+                log.info(
+                    "reachability: %s (confirmed by %d, denied by %d)",
+                    verdict.status,
+                    len(verdict.confirmed_by),
+                    len(verdict.denied_by),
+                )
             if verdict.status == "private":
-                await self._reserve_relays()
+                await self.take_relays()
             done = verdict.status != "unknown" and (verdict.status == "public" or self.relays)
             await trio.sleep(REACHABILITY_RECHECK_S if done else REACHABILITY_RETRY_S)
 
-    async def _reserve_relays(self) -> None:
+    async def take_relays(self) -> None:
+        """Take reservations on relays among the connected peers, up to MAX_RESERVATIONS in all."""
         held = set(self.relays)
         for peer in self._host.get_connected_peers():
             if len(held) >= MAX_RESERVATIONS:
