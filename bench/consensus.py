@@ -15,6 +15,19 @@ The routing table comes from the calibration part of the same data sets
 (bench.routing's stored answers, asked here if missing). Prints accuracy with
 95% intervals, and wall time per round split by phase, so the protocol's own
 overhead shows apart from model time.
+
+    python -m bench.consensus --judge-signal 20 [--datasets civics,medmcqa]
+
+measures the judges instead, in this process and on calibration questions
+only (never the held-out part): each offline model answers 20 calibration
+questions per data set (graded, stored with the others), and on every pair of
+answers of which exactly one is right and neither its own, each model judges
+in each reading: text (the letter it writes, parsed), probability (P(A) among
+A and B, both orders averaged, and again with its letter prior removed) and
+likelihood (which answer it finds likelier, per character). Prints, per judge
+and reading, the share of pairs it picked the right answer of, with a 95%
+interval, the share where it gave nothing usable, and the weight its record
+would earn it (`ranking.reliability`).
 """
 
 from __future__ import annotations
@@ -28,12 +41,20 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import trio
 
 from bench.harness import DEFAULT_STORE, on_network
 from bench.routing import Split, collect, evaluate, interval95, load_splits
-from core.records import SWARM_MODEL
+from core.records import SWARM_MODEL, GenerationRequest, Message
+from node import catalog, prompts
+from node.engines import readings
+from node.engines.base import EngineSpec
+from node.engines.llamacpp import LlamaCppEngine
+from ranking import judging
 from ranking.majority import majority
-from routing.calibration import MAX_TOKENS, ResultStore
+from ranking.reliability import Reliability
+from ranking.verdicts import both_orders, letter_prior
+from routing.calibration import MAX_TOKENS, ResultStore, calibrate
 from routing.datasets import Item
 from routing.embeddings import MiniLMEmbedder
 from routing.grading import final_answer, grade
@@ -147,6 +168,97 @@ async def run(args: argparse.Namespace, url: str) -> None:
         )
 
 
+JUDGES = ("smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct")
+READINGS = ("text", "probability", "probability, letter prior removed", "likelihood")
+
+
+class LocalModel:
+    """One offline model in this process, asked as a node would ask it (a base model by a transcript)."""
+
+    def __init__(self, name: str) -> None:
+        resolved = catalog.resolve(name)
+        self.name, self.chat = name, resolved.chat
+        self.engine = LlamaCppEngine(EngineSpec(name, str(resolved.path), chat=resolved.chat), threads=1)
+
+    def request(self, messages: tuple[Message, ...], max_tokens: int) -> GenerationRequest:
+        request = GenerationRequest(model=self.name, messages=messages, max_tokens=max_tokens, temperature=0)
+        return request if self.chat else prompts.as_completion(request)
+
+
+def judge_signal(args: argparse.Namespace) -> None:
+    splits = load_splits(args.datasets.split(","), None, args.seed)
+    items = [i for s in splits.values() for i in s.calibration[: args.judge_signal]]
+    models = {name: LocalModel(name) for name in JUDGES}
+    store = ResultStore(args.store)
+
+    async def ask(model: str, item: Item, max_tokens: int) -> str:
+        local = models[model]
+        request = local.request(item.messages, max_tokens)
+        return (await trio.to_thread.run_sync(local.engine.generate, request)).text
+
+    trio.run(lambda: calibrate(items, list(models), ask, store))
+    answers = {(o.dataset, o.item, o.model): o for o in store.outcomes()}
+    # (item, the right answer's model, the wrong one's): every pair of which exactly one is right
+    pairs = []
+    for item in items:
+        graded = [answers[item.dataset, item.id, m] for m in models]
+        pairs += [(item, r, w) for r in graded if r.correct for w in graded if not w.correct]
+    print(f"{len(items)} calibration questions of {args.datasets}; {len(pairs)} pairs with one right answer")
+    credit: dict[tuple[str, str], list[float | None]] = defaultdict(list)
+    for judge, local in models.items():
+        raw: list[tuple[float, float]] = []  # P(A) with the right answer first, then second
+        for item, right, wrong in pairs:
+            if judge in (right.model, wrong.model):
+                continue
+            question = item.question
+            texts = []
+            for a, b in ((right.answer, wrong.answer), (wrong.answer, right.answer)):
+                reply = local.engine.generate(local.request(judging.pairwise_prompt(question, a, b), 8)).text
+                texts.append(judging.parse_preference(reply))
+            picks = [{"A": 1.0, "B": 0.0, "U": 0.5}.get(t) if t else None for t in texts]
+            if picks[1] is not None:
+                picks[1] = 1 - picks[1]
+            usable = [p for p in picks if p is not None]
+            credit[judge, "text"].append(sum(usable) / len(usable) if usable else None)
+            shares = [
+                readings.pairwise(
+                    local.engine, local.request(judging.pairwise_prompt(question, a, b, tie=False), 1)
+                )
+                for a, b in ((right.answer, wrong.answer), (wrong.answer, right.answer))
+            ]
+            if None in shares:
+                credit[judge, "probability"].append(None)
+            else:
+                raw.append((shares[0], shares[1]))
+                credit[judge, "probability"].append(float(both_orders(*raw[-1]) > 0.5))
+            asked = local.request((Message("user", question),), 1)
+            likely = [readings.likelihood(local.engine, asked, t) for t in (right.answer, wrong.answer)]
+            credit[judge, "likelihood"].append(
+                None if None in likely else float(likely[0] > likely[1])  # type: ignore[operator]
+            )
+        # PriDe estimates the prior from the judge's own pairs, without their labels
+        prior = letter_prior(raw)
+        credit[judge, READINGS[2]] = [float(both_orders(a, b, prior) > 0.5) for a, b in raw]
+        print(f"  {judge}: letter prior {prior:+.2f} (log-odds of A over B)", flush=True)
+    print(
+        "\njudge signal: share of pairs (one answer right, neither the judge's) where it picked the right one"
+    )
+    print(f"{'judge':28} {'reading':34} {'pairs':>5} {'right':>14} {'unusable':>9} {'weight':>7}")
+    for (judge, reading), values in sorted(
+        credit.items(), key=lambda kv: (kv[0][0], READINGS.index(kv[0][1]))
+    ):
+        usable = [v for v in values if v is not None]
+        p = float(np.mean(usable)) if usable else 0.0
+        cell = f"{p:.1%} ±{interval95(p, len(usable)):.1%}" if usable else "-"
+        weight = Reliability(len(usable), sum(usable)).weight
+        print(
+            f"{judge:28} {reading:34} {len(values):>5} {cell:>14} {1 - len(usable) / len(values):>9.1%}"
+            f" {weight:>7.2f}"
+        )
+    for local in models.values():
+        local.engine.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,8 +273,17 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=Path, default=Path.home() / ".swarm" / "bench" / "consensus-rounds.jsonl"
     )
+    parser.add_argument(
+        "--judge-signal",
+        type=int,
+        metavar="N",
+        help="measure the judges on N calibration questions per data set instead (no testnet)",
+    )
     args = parser.parse_args()
-    on_network(run, args)
+    if args.judge_signal:
+        judge_signal(args)
+    else:
+        on_network(run, args)
 
 
 if __name__ == "__main__":
