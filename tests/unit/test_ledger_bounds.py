@@ -18,6 +18,7 @@ from bench.attack_resource_bounds import stranger_chain
 from consensus import Added, BadEntry, Ledger, LedgerEntry, from_wire, verify
 from consensus.ledger import MAX_WAITING_PER_CHAIN, WAITING_FOR_S
 from core.identity import Identity
+from node.ledger import LedgerService
 from tests.unit.test_consensus_ledger import ALICE, BOB, GATEWAY, JUDGE, round_record
 from tests.unit.test_ledger_history import T0, Clock, closed, sign_checkpoint
 
@@ -95,7 +96,7 @@ def test_a_writer_without_a_say_holds_its_allowance_and_no_more_on_every_node(al
         for _ in range(3):  # pulls again: what waited or was refused comes again
             other.add_many(ledger.since(other.heads(), 10_000), [])
         assert other.heads() == ledger.heads() and other.head == ledger.head
-        assert other.book.snapshot() == ledger.book.snapshot()
+        assert other.book == ledger.book
 
 
 def test_a_writer_with_a_say_holds_its_allowance_beyond_each_final_checkpoint(allowance: int) -> None:
@@ -112,6 +113,22 @@ def test_a_writer_with_a_say_holds_its_allowance_beyond_each_final_checkpoint(al
     sign_checkpoint(ledger, clock, (GATEWAY, ALICE, BOB, JUDGE))
     assert ledger.finals[-1].covered(GATEWAY.peer_id) == covered + allowance
     ledger.append(GATEWAY, "round", round_record("the next"))
+
+
+def test_a_node_past_its_allowance_logs_why_and_makes_no_entry(
+    allowance: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    ledger, final = closed(clock)
+    service = LedgerService(GATEWAY, None, ledger)
+    n = 0
+    while ledger.heads()[GATEWAY.peer_id] < final.covered(GATEWAY.peer_id) + allowance:
+        assert service.record("round", round_record(f"mine-{n}")) is not None
+        n += 1
+    held = ledger.heads()[GATEWAY.peer_id]
+    assert service.record("round", round_record("past it")) is None
+    assert ledger.heads()[GATEWAY.peer_id] == held
+    assert "beyond the last final checkpoint" in caplog.text
 
 
 # ---- opening: only what was not verified before is verified
@@ -144,7 +161,7 @@ def same_as_full(ledger: Ledger) -> None:
     full, failures = verify(ledger.stored())
     assert not failures
     assert (ledger.head, ledger.heads()) == (full.head, full.heads())
-    assert ledger.book.snapshot() == full.book.snapshot()
+    assert ledger.book == full.book
 
 
 def test_a_restart_verifies_only_the_entries_not_verified_before(
