@@ -193,10 +193,13 @@ class Ledger:
         clock: Callable[[], float] = time.time,
         max_skew_s: float = MAX_SKEW_S,
         finals: Iterable[Checkpoint] = (),
+        bounded: bool = True,
     ) -> None:
         """`bank` is the challenge questions the rules name (by default, the open network's). `finals` are
         the checkpoints another ledger holds as final (see `verify`): they are checked, not taken on trust,
-        but the epochs before the last of them are closed here too."""
+        but the epochs before the last of them are closed here too. `bounded`: entries past their chain's
+        allowance are refused (`_check_allowance`); not in a ledger that checks what another one stored,
+        nor while what this one stored loads: it was taken under the rule then."""
         if rules.grader != GRADER_VERSION:
             raise ValueError(
                 f"the rules grade challenges with grader {rules.grader}, this one is {GRADER_VERSION}"
@@ -210,6 +213,7 @@ class Ledger:
         self.rules_digest = rules.digest()
         self.clock = clock
         self.max_skew_s = max_skew_s
+        self.bounded = bounded
         self._reset(list(finals))
         self._db: sqlite3.Connection | None = None
         if path is not None:
@@ -251,8 +255,7 @@ class Ledger:
         self._epochs: list[int] = []
         self._void: set[tuple[str, int]] = set()
         self._say_at: dict[int, _Say] = {}  # at the ends of recent epochs not yet final
-        # Who had a say at the last final checkpoint; None until the replay has run.
-        self._final_say: dict[str, float] | None = None
+        self._final_say: dict[str, float] = {}  # who had a say at the last final checkpoint
         self.checked_on_load = 0  # entries verified in full when the ledger opened
         self._book = ReputationBook()
         self._entries_head = _EMPTY_HEAD  # the entries alone, in order
@@ -489,6 +492,8 @@ class Ledger:
         node comes to share; a node still short of what the last one covers counts every writer as
         having had no say, so it takes less, never more, than the others, and takes the rest from its
         next pull."""
+        if not self.bounded:
+            return
         gateway, seq = entry.gateway, entry.seq
         latest = self._finals[-1] if self._finals else None
         covered = latest.covered(gateway, self._cut_at(gateway)) if latest is not None else 0
@@ -507,8 +512,8 @@ class Ledger:
 
     def _heard(self, gateway: str) -> bool:
         """Whether the gateway had a say at the last final checkpoint, as far as this ledger can tell (yes
-        while nothing is final, or while what is on disk loads: it was taken under this rule)."""
-        if self._final_say is None or not self._finals:
+        while nothing is final)."""
+        if not self._finals:
             return True
         return gateway in self._final_say and self.holds(self._finals[-1])
 
@@ -901,6 +906,7 @@ class Ledger:
             self._finals.append(Checkpoint.from_record(json.loads(record)))
         batch = _Batch()
         self._dirty = True  # applied once, by the replay, not also one by one as they come
+        bounded, self.bounded = self.bounded, False
         for gateway, seq, wire in rows:
             verified = seq < prefix.get(gateway, (0, ""))[0]
             try:
@@ -915,6 +921,7 @@ class Ledger:
                 self._take(entry, batch, graded=verified)
             except BadEntry as exc:
                 self.load_failures.append(str(exc))
+        self.bounded = bounded
         self._waiting.clear()
         self._refresh()
         return all(
@@ -969,7 +976,7 @@ def verify(
                 items.append(from_wire(wire))
         except (BadEntry, KeyError, TypeError, ValueError, AttributeError) as exc:
             failures.append(f"entry #{i}: {exc}")
-    ledger = Ledger(rules=rules, bank=bank, max_skew_s=float("inf"), finals=claimed)
+    ledger = Ledger(rules=rules, bank=bank, max_skew_s=float("inf"), finals=claimed, bounded=False)
     rejected: list[BadEntry] = []
     ledger.add_many(items, rejected)
     failures += [str(exc) for exc in rejected]

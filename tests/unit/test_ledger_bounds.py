@@ -217,3 +217,15 @@ def test_a_prefix_that_does_not_match_the_disk_is_verified_again_in_full(
     else:
         assert again.head == before.head and not again.load_failures
     same_as_full(again)
+
+
+def test_what_was_stored_loads_whole_past_the_allowance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.db"
+    before = stored(path)
+    # Taken under the rule of its time (here, a larger allowance): neither opening nor verify drops it.
+    monkeypatch.setattr(consensus.ledger, "MAX_OPEN_ENTRIES", 5)
+    again = Ledger(path)
+    assert (again.heads(), again.load_failures) == (before.heads(), [])
+    same_as_full(again)
