@@ -50,3 +50,14 @@ if ! command -v bwrap >/dev/null; then
     echo "setup: not root, so bubblewrap is not installed (apt-get install bubblewrap); grading code answers will refuse to run them" >&2
   fi
 fi
+
+# The NAT tests and `bench.network --nat` build NATs in network namespaces with ip, nft and tc (Debian's
+# iproute2 and nftables). Installed where we may (root); elsewhere those tests skip, saying why.
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null || ! command -v tc >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 nftables; } >/dev/null 2>&1 \
+      || echo "setup: could not install iproute2 and nftables; the NAT tests will skip" >&2
+  else
+    echo "setup: not root, so iproute2 and nftables are not installed; the NAT tests will skip" >&2
+  fi
+fi

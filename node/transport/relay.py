@@ -36,6 +36,7 @@ log = logging.getLogger("swarm.transport")
 # What a relay lends strangers, at most (py-libp2p's defaults are 1 h, 1 GiB, 8 circuits, 4 reservations).
 DEFAULT_RELAY_LIMITS = RelayLimits(duration=3600, data=256 << 20, max_circuit_conns=32, max_reservations=64)
 MAX_RESERVATIONS = 2  # relays a node behind NAT holds a reservation on at once
+PUNCH_AGAIN_S = 30.0  # how often peers reached only through a relay get new hole-punching tries
 RESERVE_TIMEOUT_S = 10.0
 
 
@@ -143,6 +144,12 @@ class Relaying:
         """Connect through the relay `circuit` names; raises on failure."""
         await self._circuits.dial(circuit)
 
-    async def punch(self, peer: ID) -> bool:
-        """Ask DCUtR to upgrade a relayed connection to a direct one now (it also tries on its own)."""
-        return await self._dcutr.initiate_hole_punch(peer)
+    async def punch_again(self) -> None:
+        """DCUtR tries a relayed peer 3 times, then never again while connected: on a loaded machine or a
+        NAT that was briefly busy that gives up for good. Every peer still reached only through a relay
+        gets 3 more tries each time this runs."""
+        for peer in list(self._swarm.connections):
+            paths = [connection_path(c) for c in self._swarm.get_connections(peer) if not c.is_closed]
+            if paths and all(p.kind == "relayed" for p in paths):
+                self._dcutr._hole_punch_attempts.pop(peer, None)
+                await self._dcutr.initiate_hole_punch(peer)

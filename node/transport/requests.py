@@ -84,9 +84,12 @@ class Requests:
                 stream = await self._host.new_stream(peer, [TProtocol(protocol)])
             except Exception as exc:  # libp2p stream errors come as groups and wrappers of many kinds
                 # A connection can be dead without knowing it (a relay's circuit torn down under it, the
-                # loser of two peers dialing each other at once): drop the peer's connections, dial anew.
+                # loser of two peers dialing each other at once): drop the peer's idle ones, dial anew.
+                # Connections carrying streams are left alone: a slow answer on one is no sign it is dead.
                 log.info("can't open %s to %s (%s): dialing it again", protocol, peer_id, describe(exc))
-                await self._host.get_network().close_peer(peer)
+                for conn in self._host.get_network().get_connections(peer):
+                    if not conn.get_streams():
+                        await conn.close()
                 await self._dial(peer)
                 try:
                     stream = await self._host.new_stream(peer, [TProtocol(protocol)])

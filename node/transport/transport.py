@@ -47,7 +47,7 @@ from .heartbeat import (
 from .port_lock import default_lock_dir, port_lock
 from .pubsub import Gossip, Topics
 from .reachability import DIALBACK_DIAL_TIMEOUT_S, DIALBACK_PROTOCOL, DialbackServer, Verdict, check
-from .relay import DEFAULT_RELAY_LIMITS, MAX_RESERVATIONS, PathInfo, Relaying, connection_path
+from .relay import DEFAULT_RELAY_LIMITS, MAX_RESERVATIONS, PUNCH_AGAIN_S, PathInfo, Relaying, connection_path
 from .requests import Handler, Requests, TransportCounters
 
 log = logging.getLogger("swarm.transport")
@@ -178,6 +178,7 @@ class Transport:
                     nursery.start_soon(self._heartbeat.run)
                     self._connections.join(nursery, self._bootstrap)
                     nursery.start_soon(self._keep_reachable)
+                    nursery.start_soon(self._punch_again)
                     self._started_at = trio.current_time()
                     log.info("p2p listening on %s", ", ".join(self.listen_addrs))
                     task_status.started()
@@ -253,6 +254,11 @@ class Transport:
                 await self.take_relays()
             done = verdict.status != "unknown" and (verdict.status == "public" or self.relays)
             await trio.sleep(REACHABILITY_RECHECK_S if done else REACHABILITY_RETRY_S)
+
+    async def _punch_again(self) -> None:
+        while True:
+            await trio.sleep(PUNCH_AGAIN_S)
+            await self._relaying.punch_again()
 
     async def take_relays(self) -> None:
         """Take reservations on relays among the connected peers, up to MAX_RESERVATIONS in all."""

@@ -1,6 +1,7 @@
 """Real NATs on this machine: network namespaces, veth pairs, nftables masquerade and netem delay,
-made and removed by the tests that use them. No link reaches the machine's own namespace, so no
-packet leaves the machine.
+made and removed by the tests and benchmarks that use them (tests/integration/test_nat.py,
+`python -m bench.network --nat`), and real node processes inside them. No link reaches the machine's
+own namespace, so no packet leaves the machine.
 
     198.51.100.0/24 (TEST-NET-2, "public"): a bridge in namespace <p>-pub, the relay at 198.51.100.1
     NAT i: namespace <p>-nat<i>, wan 198.51.100.<10+i>, lan 10.0.<i>.1; masquerade out of wan, new
@@ -17,9 +18,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import pytest
+from .process import NodeProcess, NodeStartFailed
 
 RELAY_IP = "198.51.100.1"
 
@@ -37,11 +42,6 @@ def skip_reason() -> str | None:
         return f"can't create a network namespace: {made.stderr.strip()}"
     subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
-
-
-def needs_netns() -> pytest.MarkDecorator:
-    reason = skip_reason()
-    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 def _run(*cmd: str, stdin: str | None = None) -> str:
@@ -246,3 +246,72 @@ class Topology:
             self.python(ns, code, method, url, json.dumps(body) if body else "", timeout=timeout + 10)
         )
         return status, text
+
+
+# What every node of these tests runs with, as testnet/ starts its nodes: no challenges (every node keeps an
+# equal say), a short context, fast announcements, no acceleration learning.
+NODE_ARGS = ("--announce-interval", "2", "--challenge-interval", "0", "--context-length", "1024")
+
+
+class NsNode:
+    """A real node process (`python -m swarm node start`) inside a namespace, listening for peers on `ip`."""
+
+    def __init__(self, topology: Topology, ns: str, ip: str, data_dir: Path, *args: str) -> None:
+        self.topology, self.ns, self.ip = topology, ns, ip
+        self.process = NodeProcess(data_dir, "--p2p-host", ip, *NODE_ARGS, *args)
+        self.process.args = ["ip", "netns", "exec", ns, *self.process.args]
+        self.peer_id = ""
+        self.multiaddr = ""
+
+    @property
+    def p2p_port(self) -> int:
+        return self.process.p2p_port
+
+    def launch(self) -> NsNode:
+        self.process.launch()
+        return self
+
+    def wait_ready(self, timeout: float = 240.0) -> NsNode:
+        """Until the node wrote its state file (it does once it serves HTTP and libp2p)."""
+        state_file = self.process.data_dir / "node.json"
+        deadline = time.monotonic() + timeout
+        while not state_file.exists():
+            assert self.process.process is not None
+            if self.process.process.poll() is not None:
+                raise NodeStartFailed(f"node in {self.ns} exited:\n{self.process.log()}")
+            if time.monotonic() > deadline:
+                self.process.stop()
+                raise NodeStartFailed(
+                    f"node in {self.ns} not ready after {timeout:g} s:\n{self.process.log()}"
+                )
+            time.sleep(0.2)
+        state = json.loads(state_file.read_text())
+        self.peer_id, self.multiaddr = state["peer_id"], state["p2p_addrs"][0]
+        return self
+
+    def get(self, path: str) -> Any:
+        status, text = self.topology.http(self.ns, "GET", f"{self.process.url}{path}", timeout=30)
+        assert status == 200, text
+        return json.loads(text) if path != "/metrics" else text
+
+    def post(self, path: str, body: dict[str, Any], timeout: float = 300) -> tuple[int, str]:
+        return self.topology.http(self.ns, "POST", f"{self.process.url}{path}", body, timeout=timeout)
+
+    def peer(self, peer_id: str) -> dict[str, Any] | None:
+        """This node's peer table entry for `peer_id`."""
+        return next((p for p in self.get("/v1/peers")["peers"] if p["peer_id"] == peer_id), None)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `check` until it returns something true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.5)
