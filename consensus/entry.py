@@ -33,7 +33,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.envelope import canonical
@@ -62,6 +62,11 @@ class BadEntry(ValueError):
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     statement: Statement
+    # What the chain links by and the head digests, computed once: a ledger reads it many times an entry.
+    digest: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", hashlib.sha256(canonical(self.statement.to_wire())).hexdigest())
 
     @property
     def gateway(self) -> str:
@@ -90,10 +95,6 @@ class LedgerEntry:
     @property
     def record(self) -> dict[str, Any]:
         return self.statement.body["record"]
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(canonical(self.statement.to_wire())).hexdigest()
 
     @property
     def key(self) -> tuple[float, str, int]:
