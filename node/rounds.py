@@ -323,7 +323,9 @@ class RoundService:
 
     async def judge(self, body: dict[str, Any]) -> Statement:
         """Judge with the first model hosted here: each pair (A or B, U when it can't tell) and each answer
-        (GOOD or BAD). An unreadable reply becomes None, which the gateway counts as no vote."""
+        (GOOD or BAD). An unreadable reply becomes None, which the gateway counts as no vote. With
+        judge_reading "probability" and an engine that gives them, from its token probabilities instead
+        (node.engines.readings), called on the engine directly: a judge task is one admitted request."""
         task = self._judge_task(body)
         if not self.local:
             raise InvalidRequest("this node hosts no model to judge with")
@@ -331,7 +333,7 @@ class RoundService:
         question, answers = task.question, task.answers
         if self.config.judge_reading == "probability":
             try:
-                body = await trio.to_thread.run_sync(
+                read = await trio.to_thread.run_sync(
                     readings.ballot,
                     model.engine,
                     model.prepare,
@@ -341,7 +343,7 @@ class RoundService:
                     task.pairs,
                     task.check,
                 )
-                return sign(self.identity, "ballot", {"round": task.round_id, **body})
+                return sign(self.identity, "ballot", {"round": task.round_id, **read})
             except NoProbabilities:
                 pass  # this model only writes: read what it writes
         votes = []
