@@ -161,7 +161,10 @@ def test_a_round_over_three_experts_behind_three_nats_completes(net: Net) -> Non
     report = json.loads(text)["swarm"]
     assert report["mode"] == "consensus"
     experts = {c["peer_id"] for c in report["candidates"]}
-    assert {net.a.peer_id, net.b.peer_id, net.c.peer_id} <= experts, report
+    assert {net.a.peer_id, net.b.peer_id, net.c.peer_id} <= experts, (
+        report.get("missed"),
+        report["degraded"],
+    )
     assert report["candidate"] in {c["id"] for c in report["candidates"]}
 
 
