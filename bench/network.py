@@ -167,10 +167,12 @@ def nat(count: int, rounds: int, max_tokens: int) -> None:
                 wait_for(lambda: _path(c, a), 120, "C connected to A")
             time.sleep(3)  # DCUtR's tries between C and A are over: C's NAT randomises ports
             paths = [("direct", b, relay), ("punched", b, a), (f"{_path(c, a)} (C)", c, a)]
-            print(
-                f"\nacross NATs (netns; NATs drop new inbound; netem delay {topology.delay_ms} ms "
-                f"{'per NAT' if topology.delay_ms else ': this kernel has no netem'}), {count} pings of 1 KB"
+            delay = (
+                f"netem delay {topology.delay_ms} ms per NAT"
+                if topology.delay_ms
+                else "no netem in this kernel"
             )
+            print(f"\nacross NATs (netns; NATs drop new inbound; {delay}), {count} pings of 1 KB")
             _chat_rate(a, 4)
             local = [_chat_rate(a, max_tokens) for _ in range(rounds)]
             local_rate = sum(n for _, n in local) / sum(t for t, _ in local)
@@ -178,8 +180,9 @@ def nat(count: int, rounds: int, max_tokens: int) -> None:
             print(f"{'A itself':>14} {'-':>8} {'-':>8} {local_rate:>7.1f} {1:>11.3f}")
             for name, source, target in paths:
                 status, text = source.post(f"/v1/peers/{target.peer_id}/ping?size=1024&count={count}", {})
-                if status != 200:
-                    raise RuntimeError(f"ping from {source.ns} failed: {text}")
+                if status != 200:  # a loaded machine can starve a path past the ping's 5 s: say so, go on
+                    print(f"{name:>14} failed: {json.loads(text)['error']['message']}")
+                    continue
                 times = sorted(json.loads(text)["rtt_ms"])
                 p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
                 if target is a:
