@@ -81,7 +81,7 @@ from ranking import schedule
 from ranking.aggregate import decide
 from ranking.bradley_terry import Ranking, Vote
 from ranking.judging import Preference
-from reputation import ChallengeAnswer, ChallengeOutcome, ReputationBook, Rules, apply_challenge, apply_round
+from reputation import ChallengeAnswer, ChallengeOutcome, Rules, Standing, apply_challenge, apply_round
 from reputation.outcome import round_outcome
 
 LETTERS = ("A", "B", "C", "D")
@@ -105,7 +105,7 @@ ROUND_S = 30.0
 # eligible, and each eligible one with odds 0.1 (0.05 a round), with 2 questions. There every node with a
 # say challenges on its own beat; here a single challenger does, so peers get fewer challenges.
 CHALLENGE_EVERY = 2
-CHALLENGE_ITEMS = 2
+CHALLENGE_ITEMS = 5  # as node.challenges asks
 SPOT_CHECK = 0.05
 ROUNDS = 240
 WINDOWS = 4
@@ -290,9 +290,7 @@ def _check(
     return rng.random() < (judge.skill if said[cid] == right else 1 - judge.skill)
 
 
-def _challenges(
-    book: ReputationBook, everyone: Sequence[Peer], r: int, at: float, rng: random.Random
-) -> None:
+def _challenges(book: Standing, everyone: Sequence[Peer], r: int, at: float, rng: random.Random) -> None:
     """Round r's challenges: of every peer that isn't eligible, every `CHALLENGE_EVERY` rounds, and of a
     few eligible ones at random."""
     unproven = [p for p in everyone if not book.eligible(p.name, "answer", RULES)]
@@ -313,7 +311,7 @@ def _challenges(
         apply_challenge(book, challenge, RULES, at)
 
 
-def _eligible(book: ReputationBook, everyone: Sequence[Peer]) -> list[Peer]:
+def _eligible(book: Standing, everyone: Sequence[Peer]) -> list[Peer]:
     return [p for p in everyone if book.eligible(p.name, "answer", RULES)]
 
 
@@ -347,7 +345,7 @@ def _judge(
 def _run(scenario: Scenario, rounds: int, seed: int, weighted: bool) -> Run:
     everyone = (*HONEST, *scenario.attackers)
     attackers = {p.name for p in scenario.attackers}
-    book = ReputationBook()
+    book = Standing()
     rng = random.Random(f"{seed}/{scenario.name}/{'rep' if weighted else 'flat'}")
     tallies: list[_Tally] = []
     for r in range(1, rounds + 1):
@@ -396,7 +394,7 @@ def _run(scenario: Scenario, rounds: int, seed: int, weighted: bool) -> Run:
                 malformed=dict.fromkeys(copycats, 1),
                 chosen={c: ("answer",) for c in copycats},
             )
-            apply_round(book, rng.choice(pool).name, outcome, RULES, at)
+            apply_round(book, rng.choice(pool).name, outcome, RULES, at, "general")
     bounds = [(rounds * k // WINDOWS + 1, rounds * (k + 1) // WINDOWS) for k in range(WINDOWS)]
     return Run(
         windows=tuple(_window(tallies, first, last) for first, last in bounds if first <= last),

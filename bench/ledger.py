@@ -97,6 +97,7 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
             "candidates": candidates,
             "ballots": ballots,
             "winner": 0,
+            "domain": "general",
             "reported": {"chosen": {}, "missed": {}, "malformed": {}},
         }
         ledger.append(gateway, "round", record)

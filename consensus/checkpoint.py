@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.envelope import canonical
-from reputation.book import ReputationBook
 from reputation.rules import Rules
+from reputation.standing import Standing
 
 from .entry import CHECKPOINT_EVERY_S, LedgerEntry
 
@@ -75,8 +75,8 @@ class Checkpoint:
         )
 
 
-def say(book: ReputationBook, rules: Rules) -> dict[str, float]:
-    """Who has a say in the book, and how much: the score of every peer eligible to answer."""
+def say(book: Standing, rules: Rules) -> dict[str, float]:
+    """Who has a say in the book, and how much: every peer holding a say in some domain, by its scores."""
     return {peer: book.score(peer) for peer in book.peers() if book.eligible(peer, "answer", rules)}
 
 

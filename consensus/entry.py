@@ -12,7 +12,8 @@ carries the evidence beside the claim:
 - a round: its candidates with each answerer's signed commitment, every
   judge's signed ballot (the judges' own signatures on their votes), the winner,
   and what only the gateway's word stands for (who was chosen for which role,
-  who missed a deadline or sent something malformed). Placings, GOOD shares and
+  who missed a deadline or sent something malformed, and the question's domain,
+  core.records.DOMAINS). Placings, GOOD shares and
   agreement are not written: every node computes them from the ballots
   (`LedgerEntry.round_evidence`);
 - a challenge: for each question, its id in the network's bank of questions,
@@ -44,7 +45,7 @@ from ranking import ballots
 from ranking.bradley_terry import Vote
 from reputation.outcome import ChallengeAnswer, ChallengeOutcome, RoundEvidence, Verdict
 from reputation.rules import ROLES, Role
-from routing.datasets import LETTERS, ChallengeBank, Item
+from routing.datasets import ChallengeBank, Item, domain_of
 from routing.grading import grade
 
 KIND = "ledger-entry"
@@ -123,18 +124,19 @@ class LedgerEntry:
             _counts(reported["missed"]),
             _counts(reported["malformed"]),
             _chosen(reported["chosen"]),
+            r["domain"],
         )
 
     def challenge_outcome(self, bank: ChallengeBank) -> ChallengeOutcome:
-        """The challenge as graded (`grade_challenge` checks the grades), each question's odds of a blind
-        guess from its kind in the bank."""
+        """The challenge as graded (`grade_challenge` checks the grades), each question in its domain with
+        the odds of a peer with no skill on it (`ChallengeBank.chance`), as the bank says."""
         r = self.record
-        answers = []
-        for a in r["answers"]:
-            kind = _question(bank, a["item"]).kind
-            answers.append(
-                ChallengeAnswer(a["item"], a["correct"], 1 / len(LETTERS) if kind == "mc" else 0.0)
+        answers = [
+            ChallengeAnswer(
+                a["item"], a["correct"], bank.chance(a["item"]), domain_of(_question(bank, a["item"]))
             )
+            for a in r["answers"]
+        ]
         return ChallengeOutcome(r["challenge"], self.gateway, r["peer"], tuple(answers))
 
 

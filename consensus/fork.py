@@ -5,7 +5,7 @@ another to the rest; each would keep the first it saw and the network would spli
 are kept together as a `Fork`, spread like entries (gossip and catch-up), and settle it the same way on
 every node, whichever entry each saw first: the chain is cut where it forked (neither entry, nor any
 after them, is applied; the gateway's chain takes nothing more), and the gateway loses its say for good
-from its last entry before the fork on (`ReputationBook.ban`). Both entries are signed by the gateway,
+from its last entry before the fork on (`Standing.ban`). Both entries are signed by the gateway,
 so the proof needs nobody's word; which two entries make it does not matter, only where the chain is
 cut, and a fork lower down the same chain replaces one higher up.
 """

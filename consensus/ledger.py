@@ -57,8 +57,8 @@ from core.identity import Identity
 from core.statements import Statement
 from core.storage import open_sqlite
 from reputation.apply import apply_challenge, apply_round_evidence
-from reputation.book import ReputationBook
 from reputation.rules import Rules
+from reputation.standing import Standing
 from routing.datasets import ChallengeBank, challenge_bank
 from routing.grading import GRADER_VERSION
 
@@ -257,7 +257,7 @@ class Ledger:
         self._say_at: dict[int, _Say] = {}  # at the ends of recent epochs not yet final
         self._final_say: dict[str, float] = {}  # who had a say at the last final checkpoint
         self.checked_on_load = 0  # entries verified in full when the ledger opened
-        self._book = ReputationBook()
+        self._book = Standing()
         self._entries_head = _EMPTY_HEAD  # the entries alone, in order
         self._finals_head = _EMPTY_HEAD  # the final checkpoints alone, in order
         self._dirty = bool(finals)  # what the order makes (book, head, voids, finals) is stale
@@ -273,7 +273,7 @@ class Ledger:
         return len(self._entries)
 
     @property
-    def book(self) -> ReputationBook:
+    def book(self) -> Standing:
         self._refresh()
         return self._book
 
@@ -639,13 +639,13 @@ class Ledger:
             bans.append((tip.at if tip is not None else 0.0, gateway, fork.seq))
         return sorted(bans)
 
-    def _apply(self, book: ReputationBook, entry: LedgerEntry) -> None:
+    def _apply(self, book: Standing, entry: LedgerEntry) -> None:
         if entry.type == "round":
             apply_round_evidence(book, entry.gateway, entry.round_evidence(), self.rules, entry.at)
         elif entry.type == "challenge":
             apply_challenge(book, entry.challenge_outcome(self.bank), self.rules, entry.at)
 
-    def _play(self, book: ReputationBook, key: Key, void: set[tuple[str, int]]) -> None:
+    def _play(self, book: Standing, key: Key, void: set[tuple[str, int]]) -> None:
         """One step of the order: a forker banned, or an entry applied unless void."""
         gateway, seq = key[1], key[2]
         if self._cut_at(gateway) == seq:
@@ -685,7 +685,7 @@ class Ledger:
             else set(range(last - (RECENT_EPOCHS - 1) * CHECKPOINT_EVERY_S, last + 1, CHECKPOINT_EVERY_S))
         )
         stops = sorted({c.time for c in finals} | {t for t in self._signatures if t > closed} | recent)
-        book, head, say_at, final_say = ReputationBook(), _EMPTY_HEAD, {}, {}
+        book, head, say_at, final_say = Standing(), _EMPTY_HEAD, {}, {}
         # Each epoch's end comes before the entries dated at it: those dated before it are all applied.
         for key in heapq.merge(self._order, self._bans(), [(float(t), "", -1) for t in stops]):
             if key[2] != -1:
@@ -720,9 +720,7 @@ class Ledger:
             self._finals_head = chain_head(self._finals_head, checkpoint.digest)
         return True
 
-    def _holds_again(
-        self, checkpoint: Checkpoint, t: int, book: ReputationBook, before: Checkpoint | None
-    ) -> bool:
+    def _holds_again(self, checkpoint: Checkpoint, t: int, book: Standing, before: Checkpoint | None) -> bool:
         """Whether a final checkpoint still is: the book at its time is the world it covers (its voids
         applied), so its signers must still carry it there. One whose entries are not all held yet is
         taken as final until they come."""
@@ -736,8 +734,8 @@ class Ledger:
         )
 
     def _evaluate(
-        self, t: int, book: ReputationBook, kept: list[Checkpoint], void: set[tuple[str, int]]
-    ) -> ReputationBook:
+        self, t: int, book: Standing, kept: list[Checkpoint], void: set[tuple[str, int]]
+    ) -> Standing:
         """Settle epoch `t`: the first of its checkpoints (by digest) that extends the last final one and
         that its signers carry in the world it covers becomes final. Returns the book at `t`, which leaves
         out what that checkpoint voids."""
@@ -785,8 +783,8 @@ class Ledger:
                 )
         return void
 
-    def _book_before(self, t: int, void: set[tuple[str, int]]) -> ReputationBook:
-        book = ReputationBook()
+    def _book_before(self, t: int, void: set[tuple[str, int]]) -> Standing:
+        book = Standing()
         for key in heapq.merge(self._order, self._bans()):
             if key[0] >= t:
                 break

@@ -14,6 +14,11 @@ SWARM_MODEL = "swarm"  # the network as one model: the router and the peers deci
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "cancelled"]
+# The topics a peer's say is held in, one reputation each: a code model that knows no civics still
+# answers code. A question's domain is the nearest of these to it (node.router); GENERAL is the rest.
+Domain = Literal["general", "medical", "logic", "code"]
+DOMAINS: tuple[Domain, ...] = ("general", "medical", "logic", "code")
+GENERAL: Domain = "general"
 
 
 @dataclass(frozen=True, slots=True)

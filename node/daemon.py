@@ -215,9 +215,9 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
     )
 
     def judges() -> list[str]:
-        """Every node that hosts a model and has a say can judge: this one and peers in the table."""
-        hosts = [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
-        return [peer for peer in hosts if ledger_service is None or ledger_service.may(peer, "judge")]
+        """Every node that hosts a model may judge, this one and peers in the table, those with a say in
+        the round's domain (the round's `may_judge`)."""
+        return [identity.peer_id, *(e.info.peer_id for e in network.table.peers() if e.info.models)]
 
     watch = Watch(EventBus(), hosted, metrics, round_provenance, ledger=ledger_service, network=network)
     rounds = RoundService(
@@ -225,7 +225,8 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         transport,
         hosted,
         judges,
-        weights=ledger_service.weight if ledger_service else lambda peer: 1.0,
+        weights=ledger_service.weight if ledger_service else lambda peer, domain: 1.0,
+        may_judge=ledger_service.may_judge if ledger_service else lambda peer, domain: True,
         recorder=ledger_service.record_round if ledger_service else None,
         observer=watch.on_round,
         config=RoundConfig(judge_reading=config.judge_reading),
@@ -255,9 +256,11 @@ async def _serve(config: NodeConfig, engines: list[Engine], identity: Identity, 
         if ledger_service is not None:
             await nursery.start(ledger_service.run)
             challenge = ChallengeConfig(interval_s=config.challenge_interval)
-            await nursery.start(
-                ChallengeService(rounds, ledger_service, lambda: network.table, challenge).run
+            challenges = ChallengeService(
+                rounds, ledger_service, lambda: network.table, challenge, transport=transport
             )
+            state.challenges = challenges
+            await nursery.start(challenges.run)
 
         async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
             await hypercorn.trio.serve(app, hyper, shutdown_trigger=shutdown.wait, task_status=task_status)

@@ -37,7 +37,8 @@ import trio
 
 from consensus import Added, BadEntry, Checkpoint, Fork, Ledger, LedgerEntry, fork_from_wire, from_wire
 from core.identity import Identity
-from reputation import Role, has_say, judge_weight
+from core.records import DOMAINS, Domain
+from reputation import Role, has_say, judge_weight, speaks
 
 from .rounds import RoundResult
 from .transport import PeerUnavailable, RemoteError, RequestTimeout, Transport
@@ -76,6 +77,7 @@ def round_record(result: RoundResult) -> dict[str, Any]:
         ],
         "ballots": [b.to_wire() for b in result.ballots],
         "winner": result.winner,
+        "domain": result.domain,
         "reported": {
             "chosen": {peer: sorted(roles) for peer, roles in sorted(result.chosen.items())},
             "missed": missed,
@@ -97,23 +99,61 @@ class LedgerService:
 
     # ---- who has a say
 
-    def may(self, peer_id: str, role: Role) -> bool:
-        """Whether the peer may play `role` in a round: it has the free reputation to stake, or nobody does
-        yet (the network's first moments)."""
-        return has_say(self.ledger.book, peer_id, self.ledger.rules, role)
+    def may(self, peer_id: str, role: Role, domain: Domain) -> bool:
+        """Whether the peer may play `role` in a round of the domain: it holds a say there, or fewer than
+        `min_holders` peers do (the domain's bootstrap)."""
+        return has_say(self.ledger.book, peer_id, self.ledger.rules, domain, role)
+
+    def may_judge(self, peer_id: str, domain: Domain) -> bool:
+        return self.may(peer_id, "judge", domain)
+
+    def holds(self, peer_id: str, domain: Domain) -> bool:
+        """Whether the peer holds a say of its own in the domain (bootstrap aside)."""
+        return self.ledger.book.holds(peer_id, domain, self.ledger.rules)
 
     def proven(self, peer_id: str) -> bool:
-        """Whether the peer has earned a say of its own (bootstrap aside)."""
-        return self.ledger.book.eligible(peer_id, "answer", self.ledger.rules)
+        """Whether the peer holds a say of its own in some domain (bootstrap aside)."""
+        return any(self.holds(peer_id, d) for d in DOMAINS)
 
     def speaks(self, peer_id: str) -> bool:
-        """Whether what the peer writes (rounds, challenges) would count now."""
-        return has_say(self.ledger.book, peer_id, self.ledger.rules)
+        """Whether what the peer writes (rounds, challenges) may count now: it has a say in some domain."""
+        return speaks(self.ledger.book, peer_id, self.ledger.rules)
 
-    def weight(self, peer_id: str) -> float:
-        """A judge's vote weight: its reputation (all equal while nobody has any), as every node weighs
-        it again when the round's entry is applied."""
-        return judge_weight(self.ledger.book, peer_id, self.ledger.rules)
+    def weight(self, peer_id: str, domain: Domain) -> float:
+        """A judge's vote weight in a round of the domain: its reputation there (1 while the domain is
+        open), as every node weighs it again when the round's entry is applied."""
+        return judge_weight(self.ledger.book, peer_id, self.ledger.rules, domain)
+
+    def standing(self) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """Per domain, its holders and whether it is open; per peer (highest score first), its say in
+        each domain and the test behind it (the rows of `/v1/ledger` and the dashboard)."""
+        book, rules = self.ledger.book, self.ledger.rules
+        domains = {d: {"holders": len(book.holders(d, rules)), "open": book.open(d, rules)} for d in DOMAINS}
+        rows = []
+        for peer in book.peers():
+            says = {}
+            for d in DOMAINS:
+                tally, scores = book.tally(peer, d, rules), book.book(d)
+                says[d] = {
+                    "say": self.may(peer, "answer", d),
+                    "holds": book.holds(peer, d, rules),
+                    "score": scores.score(peer),
+                    "free": scores.free(peer),
+                    "right": tally.right,
+                    "asked": tally.asked,
+                    "bar": tally.bar + rules.say_margin,
+                    "lower_bound": rules.wilson_lower(tally.right, tally.asked),
+                }
+            rows.append(
+                {
+                    "peer_id": peer,
+                    "score": sum(s["score"] for s in says.values()),
+                    "free": sum(s["free"] for s in says.values()),
+                    "eligible": any(s["holds"] for s in says.values()),
+                    "domains": says,
+                }
+            )
+        return domains, sorted(rows, key=lambda r: (-r["score"], r["peer_id"]))
 
     # ---- writing
 

@@ -46,7 +46,7 @@ from typing import Any, Literal, TypeVar
 import trio
 
 from core.identity import Identity
-from core.records import Generation, GenerationRequest, Message, request_from_wire, to_wire
+from core.records import GENERAL, Domain, Generation, GenerationRequest, Message, request_from_wire, to_wire
 from core.statements import BadStatement, Statement, commitment_digest, from_wire, sign
 from core.wire.provenance import RouteReport
 from ranking import aggregate, ballots, judging, priors, schedule
@@ -175,6 +175,7 @@ class RoundResult:
     committed: list[Answerer] = field(default_factory=list)  # those whose commitment came in
     routing: RouteReport | None = None  # how the router chose the answerers, when it did
     error: str | None = None  # why a round found no answer at all
+    domain: Domain = GENERAL  # the question's: whose say counts, and whose scores the round moves
 
     @property
     def answer(self) -> Candidate | None:
@@ -204,7 +205,8 @@ class RoundService:
         local: dict[str, HostedModel],
         judges: Callable[[], list[str]],
         *,
-        weights: Callable[[str], float] = lambda peer: 1.0,
+        weights: Callable[[str, Domain], float] = lambda peer, domain: 1.0,
+        may_judge: Callable[[str, Domain], bool] = lambda peer, domain: True,
         recorder: Callable[[RoundResult], None] | None = None,
         observer: Callable[[RoundEvent], None] | None = None,
         config: RoundConfig = RoundConfig(),
@@ -214,7 +216,8 @@ class RoundService:
         self.transport = transport
         self.local = local
         self.judges = judges  # peers that may judge (this node included when it hosts a model)
-        self.weights = weights
+        self.weights = weights  # a judge's vote weight in a round of the domain
+        self.may_judge = may_judge  # whether a peer has a say to judge in the domain
         self.recorder = recorder  # told of every round played out, to keep it (the ledger)
         self.observer = observer  # told of every phase of every round this node runs, to show it
         self.config = config
@@ -509,10 +512,13 @@ class RoundService:
         mode: Mode,
         *,
         routing: RouteReport | None = None,
+        domain: Domain = GENERAL,
     ) -> RoundResult:
         """One round over `answerers` (in routed order, best first; `routing` says how they were chosen);
         the recorder is told of it, whether it found an answer or not."""
-        result = RoundResult(uuid.uuid4().hex, mode, question, answerers=list(answerers), routing=routing)
+        result = RoundResult(
+            uuid.uuid4().hex, mode, question, answerers=list(answerers), routing=routing, domain=domain
+        )
         self._observe("started", result)
         try:
             await self._play(result, request, answerers)
@@ -596,7 +602,7 @@ class RoundService:
         n = len(result.candidates)
         authors = [c.peer_id for c in result.candidates]
         comparisons = schedule.schedule(n, result.round_id, full=n <= self.config.full_schedule_up_to)
-        judges = sorted(set(self.judges()))
+        judges = sorted({j for j in self.judges() if self.may_judge(j, result.domain)})
         assignment = schedule.assign(comparisons, judges, authors, result.round_id)
         if assignment.unassigned:
             log.info(
@@ -635,7 +641,7 @@ class RoundService:
                 good, total = result.good.get(cid, (0, 0))
                 result.good[cid] = (good + (verdict == "GOOD"), total + 1)
             if votes or verdicts:
-                result.judges[judge] = self.weights(judge)
+                result.judges[judge] = self.weights(judge, result.domain)
 
     def _aggregate(self, result: RoundResult, routed: list[Candidate]) -> None:
         """The winner by `ranking.aggregate.decide`; with no votes, the best routed answer."""

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import trio
 
-from core.records import ModelLoad
+from core.records import GENERAL, Domain, ModelLoad
 from core.statements import Statement, from_wire
+from routing import domains
+from routing.clusters import normalise
 from routing.embeddings import Embedder, MiniLMEmbedder
 from routing.router import Expert, RouteDecision, route
 from routing.selection import Budget
@@ -54,6 +56,7 @@ class Router:
         # on every announcement.
         self.tried_at: float | None = None
         self.table = self._load()
+        self._domains: dict[Domain, np.ndarray] | None = None  # each domain's centroid, once embedded
 
     def _load(self) -> ClusterTable | None:
         try:
@@ -120,6 +123,24 @@ class Router:
                 return None
             embedder = self._embedder
             return (await trio.to_thread.run_sync(embedder.embed, [text]))[0]
+
+    async def domain(self, question: str) -> Domain:
+        """The question's domain (`routing.domains`), whose say decides who may answer it; GENERAL if the
+        embedder can't be loaded. The domains' centroids are embedded on the first call (seconds)."""
+        try:
+            async with self._limiter:
+                if self._embedder is None:
+                    self._embedder = await trio.to_thread.run_sync(self._make_embedder)
+                embedder = self._embedder
+                if self._domains is None:
+                    self._domains = await trio.to_thread.run_sync(
+                        lambda: domains.centroids(domains.samples(), embedder.embed)
+                    )
+                query = await trio.to_thread.run_sync(embedder.embed, [question])
+        except (ImportError, OSError, RuntimeError) as exc:
+            log.warning("can't tell the question's domain (%s): taking it as %s", exc, GENERAL)
+            return GENERAL
+        return domains.nearest(normalise(query)[0], self._domains)
 
     async def decide(
         self, question: str, experts: list[Expert], budget: Budget, *, prompt_tokens: int, max_tokens: int

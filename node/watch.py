@@ -220,25 +220,22 @@ class Watch:
         assert self.ledger is not None
         service = self.ledger
         ledger, rules = service.ledger, service.ledger.rules
-        book = ledger.book
+        domains, rows = service.standing()
         return {
             "head": ledger.head,
             "entries": len(ledger),
             "waiting": len(ledger.waiting()),
             "rejected": service.rejected,
-            "bootstrapping": book.bootstrapping(rules),
+            "bootstrapping": ledger.book.bootstrapping(rules),
+            "domains": domains,
             "reputation": [
                 {
-                    "peer_id": peer,
-                    "score": book.score(peer),
-                    "free": book.free(peer),
-                    "locked": book.locked(peer),
-                    "answer_stake": book.free(peer) * rules.stake_fraction("answer"),
-                    "judge_stake": book.free(peer) * rules.stake_fraction("judge"),
-                    "eligible": service.proven(peer),
-                    "say": service.may(peer, "answer"),
+                    **row,
+                    "answer_stake": row["free"] * rules.stake_fraction("answer"),
+                    "judge_stake": row["free"] * rules.stake_fraction("judge"),
+                    "say": any(s["say"] for s in row["domains"].values()),
                 }
-                for peer in sorted(book.peers(), key=lambda p: -book.score(p))
+                for row in rows
             ],
             "series": self.reputation.to_json(),
             "verified": self.verified,

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from core.records import DOMAINS, GENERAL, Domain
 from ranking.bradley_terry import TIE_DIGITS, Ranking, Vote, fit
 from reputation.rules import ROLES, Role
 
@@ -96,7 +97,9 @@ class Verdict:
 class RoundEvidence:
     """What a round's entry shows: the author of each candidate (`authors[cid]`, as its signed commitment
     says), the judges' votes and verdicts (as their signed ballots say), and what only the gateway's word
-    stands for: who missed a deadline or sent something malformed, and who was chosen for which role."""
+    stands for: who missed a deadline or sent something malformed, who was chosen for which role, and
+    the question's domain (a gateway that names another only moves the stakes of peers with a say
+    there, within its allowance)."""
 
     round_id: str
     authors: tuple[str, ...]
@@ -105,6 +108,11 @@ class RoundEvidence:
     missed: Mapping[str, int] = field(default_factory=dict)
     malformed: Mapping[str, int] = field(default_factory=dict)
     chosen: Mapping[str, tuple[Role, ...]] = field(default_factory=dict)
+    domain: Domain = GENERAL
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
 
     def outcome(self, weight: Callable[[str], float]) -> RoundOutcome:
         """The outcome as the gateway computes it, from this evidence alone: the votes fitted as the
@@ -133,15 +141,19 @@ class RoundEvidence:
 
 @dataclass(frozen=True, slots=True)
 class ChallengeAnswer:
-    """One graded challenge answer; `chance` is what a blind guess gets right (1/options, or 0)."""
+    """One graded challenge answer in its question's domain; `chance` is what a peer with no skill gets
+    right: the better of a blind guess (1/options, or 0) and a copycat of the domain's commonest answer."""
 
     item: str
     correct: bool
     chance: float = 0.0
+    domain: Domain = GENERAL
 
     def __post_init__(self) -> None:
         if not 0 <= self.chance < 1:
             raise ValueError(f"chance must lie in [0, 1), got {self.chance}")
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
 
 
 @dataclass(frozen=True, slots=True)

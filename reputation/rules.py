@@ -27,35 +27,56 @@ A peer's net loss in a round is at most its stake there, and never takes its
 score below the floor; its gain never takes it above the ceiling. Rewards are
 minted, not taken from others; decay is what keeps the total from drifting up.
 
-Challenges (proof of capability). A challenge asks a peer calibration
-questions with checkable answers. Each right answer earns
-`challenge_credit * (1 - chance)`; each wrong one costs
-`challenge_credit * chance` plus `challenge_penalty` of the peer's score,
-where chance is what a blind guess gets right (1/options for multiple choice,
-0 for a free answer). A peer's score settles where its credits balance its
-losses (higher the more often it is right), and a peer that keeps failing
-loses its score geometrically, and its eligibility with it. A guess at
-multiple choice is not charged below a score of 0, so an identity with
-nothing to lose can guess its way in one time in four: challenges ask free
-answers (node.challenges), which nobody guesses. Challenge results move the
-score directly (no stake), within the floor and ceiling. They count only when
-the challenger is itself eligible, or while no peer at all is (the network's
-bootstrap), and never on oneself. The questions come from a bank every node
-holds (`challenge_bank`, its digest) and are graded by one version of the
-grader (`grader`): both are part of the rules, so that every node grades a
-challenge answer alike, and a node with another bank or grader is on another
-network rather than quietly refusing this one's entries.
+Domains. A say is held per domain (`core.records.DOMAINS`: general, medical,
+logic, code; groups of routing clusters by topic), each with a book of its own:
+a round moves the scores of its question's domain, a challenge answer counts in
+its question's domain. A peer proven on logic answers logic questions whatever
+it knows of civics.
 
-Who counts. A round settles only if its gateway was eligible to answer when
-the round was applied (or during bootstrap): an identity with no say can't
-write rounds that move others' scores.
+Challenges (proof of capability). A challenge asks a peer questions from the
+bank with checkable answers. Eligibility is a statistical test, not a score.
+Each graded answer counts in its domain's evidence for the peer: answers right
+of answers asked, and their bar, the better of a blind guess (1/4 for four
+options, 0 for a free answer) and a copycat always giving the bank's commonest
+answer in that domain, plus `say_margin`. Evidence fades with time, by half
+every `say_half_life_s` of entry time (not per answer, so a writer flooding
+challenges can't wash out what others found). No challenger's answers count
+for more than `say_per_writer` answers (scaled down past that), so no one
+writer decides. A peer gains its say
+when it has `say_min_items` answers or more and the Wilson lower bound at
+`say_z` (one-sided 99.5%) on its accuracy lies above the bar; it keeps it while
+the bound at `say_keep_z` does, so an honest peer a little above the bar does
+not flicker in and out, and one that stops answering well loses it. A random
+answerer and a copycat sit at or under the bar however long they play. A peer
+gaining a say the first time is granted the prior in that domain's book; from
+then on its rounds move that score, and it must also have `min_free` free.
+
+Who challenges. Challengers are drawn by a rule nobody controls: for a peer
+and domain, the candidates (the domain's holders, or while it is open every
+peer not banned) are ranked by sha256(epoch, peer, candidate), the epoch being
+the time in `challenger_epoch_s`, and the first `challengers` do the
+challenging (node.challenges), so the load on a peer does not grow with the
+network and nobody picks its examiners. The ledger does not refuse a
+challenge from outside the draw (what a peer answered is checked either way);
+what bounds any one writer is `say_per_writer`. Where fewer than `min_holders`
+peers hold a say the domain falls back to bootstrap rules: challenges count
+from any peer that is not banned, every peer may answer and judge there, and
+every vote weighs 1; so one peer that alone holds a say can't keep anyone out.
+Elsewhere a challenge counts only from a holder of the domain. Never on
+oneself. The questions come from a bank every node holds (`challenge_bank`,
+its digest) and are graded by one version of the grader (`grader`): both are
+part of the rules, so that every node grades a challenge answer alike.
+
+Who counts. A round settles only if its gateway had a say in the round's
+domain when the round was applied: an identity with no say can't write rounds
+that move others' scores. A round whose only answers are the gateway's own
+moves nothing: a gateway gains nothing from rounds it answers alone.
 
 What one writer can take. A round's outcome is recomputed from its evidence
 (the judges' signed ballots), but the writer of an entry still chooses what to
 write: it can invent rounds with judges of its choosing, report faults nobody
-can disprove (a missed deadline), ask a challenge question over and over and
-publish only the wrong answers. So every loss an entry inflicts counts against
-its writer (the round's gateway, the challenge's challenger): the entries of one
+can disprove (a missed deadline). So every loss a round inflicts counts against
+its gateway: the entries of one
 writer can take at most `writer_loss_share` of a peer's score, and what they
 took counts half as much every `writer_loss_half_life_s`. A peer under attack
 by one writer keeps nine tenths of its score, and its say with it; gains are
@@ -106,26 +127,41 @@ class Rules:
     # A malformed message (a reveal that does not match its commitment, a forged ballot) is cheating
     # or broken software: it costs the whole stake.
     malformed_message: float = 1.0
-    # Reputation a right challenge answer earns (chance-adjusted): one right free answer makes a peer
-    # eligible. A wrong one also costs this share of the peer's score.
-    challenge_credit: float = 2.0
-    challenge_penalty: float = 0.1
+    # A say per domain (see the module docstring): how fast evidence fades, the most of it one challenger's
+    # answers may be, how much it takes, the margin over the no-skill bar, and the bounds' z to gain
+    # (one-sided 99.5%) and to keep a say.
+    say_half_life_s: float = 6 * 3600.0
+    say_per_writer: float = 50.0
+    say_min_items: float = 20.0
+    say_margin: float = 0.03
+    say_z: float = 2.576
+    say_keep_z: float = 0.5
+    # Below this many holders a domain runs under bootstrap rules; this many challengers, drawn per
+    # epoch, challenge a peer in a domain.
+    min_holders: int = 3
+    challengers: int = 3
+    challenger_epoch_s: float = 600.0
     # The most the entries of one writer can take from one peer, as a share of its score, and how fast
     # that recovers: a day, long next to rounds (a writer can't refill it by writing faster) and short
     # next to the week of decay (a peer with real faults still loses its score within days).
     writer_loss_share: float = 0.1
     writer_loss_half_life_s: float = 24 * 3600.0
     # What challenges are graded with: routing.grading.GRADER_VERSION, and the digest of the bank of
-    # questions (routing.datasets.challenge_bank(): the civics calibration part's free answers). The
+    # questions (routing.datasets.challenge_bank(): civics, medical and logic calibration items). The
     # ledger refuses to run with a grader or a bank these don't name.
     grader: int = 1
-    challenge_bank: str = "abc68a2a17a629d01c452d5422e5b886d2c40b2eb9446b346444967829b2444e"
+    challenge_bank: str = "b139e54aca475882840e784cb89a588f0e962b59cc08e527970473220efbf746"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type == "float" and not (math.isfinite(value) and value >= 0):  # annotations are strings
                 raise ValueError(f"{f.name} must be finite and non-negative, got {value}")
+        for name in ("min_holders", "challengers"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
+        if self.say_half_life_s == 0 or self.say_per_writer < 1 or self.challenger_epoch_s == 0:
+            raise ValueError("need say_half_life_s > 0, say_per_writer >= 1 and challenger_epoch_s > 0")
         if not isinstance(self.grader, int) or self.grader < 1:
             raise ValueError(f"grader must be a version number, got {self.grader!r}")
         if not re.fullmatch(r"[0-9a-f]{64}", self.challenge_bank):
@@ -173,14 +209,25 @@ class Rules:
         """Multiple of its stake a judge wins for agreeing with the consensus; negative loses."""
         return 0.0 if agreement is None else self.judge_agreement * (2 * agreement - 1)
 
-    def challenge_change(self, correct: bool, chance: float, score: float) -> float:
-        """The change of a peer's score for one challenge answer; `chance` is a blind guess's odds of
-        being right."""
-        if not 0 <= chance < 1:
-            raise ValueError(f"chance must lie in [0, 1), got {chance}")
-        if correct:
-            return self.challenge_credit * (1 - chance)
-        return -(self.challenge_penalty * score + self.challenge_credit * chance)
+    def wilson_lower(self, right: float, asked: float, z: float | None = None) -> float:
+        """The Wilson score lower bound at `z` (default `say_z`) on an accuracy of `right` of `asked`
+        (0 for none); counts may be fractional, as faded evidence is."""
+        if asked <= 0:
+            return 0.0
+        z = self.say_z if z is None else z
+        z2, p = z**2, min(1.0, right / asked)
+        centre = p + z2 / (2 * asked)
+        spread = z * math.sqrt(p * (1 - p) / asked + z2 / (4 * asked**2))
+        return max(0.0, (centre - spread) / (1 + z2 / asked))
+
+    def gains(self, right: float, asked: float, bar: float) -> bool:
+        """Whether evidence of `right` of `asked`, whose no-skill odds are `bar`, earns a say: enough
+        answers, and the lower bound above the bar and the margin."""
+        return asked >= self.say_min_items and self.wilson_lower(right, asked) > bar + self.say_margin
+
+    def keeps(self, right: float, asked: float, bar: float) -> bool:
+        """Whether a peer holding a say keeps it on this evidence: the looser bound still above."""
+        return self.wilson_lower(right, asked, self.say_keep_z) > bar + self.say_margin
 
     def fault_multiple(self, missed: int, malformed: int) -> float:
         """Multiple of a peer's stake in a round that its missed deadlines and malformed messages cost."""

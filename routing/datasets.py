@@ -14,13 +14,14 @@ import hashlib
 import importlib.util
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from core.envelope import canonical
-from core.records import Message
+from core.records import GENERAL, Domain, Message
 
 Kind = Literal["qa", "mc", "code"]
 LETTERS = "ABCD"
@@ -37,6 +38,20 @@ CIVICS_UNANSWERABLE = frozenset({20, 23, 43, 44})
 # The package keeps at most six accepted answers, but the official lists are longer (all 13
 # original states, every state bordering Canada...): right answers would be graded wrong.
 CIVICS_INCOMPLETE = frozenset({36, 55, 64, 87, 92, 100})
+
+
+# Each data set's domain (core.records.DOMAINS): where a challenge on its questions counts. An
+# operator's own file is general.
+DATASET_DOMAINS: dict[str, Domain] = {
+    "civics": "general",
+    "medmcqa": "medical",
+    "logiqa": "logic",
+    "humaneval": "code",
+}
+
+
+def domain_of(item: Item) -> Domain:
+    return DATASET_DOMAINS.get(item.dataset, GENERAL)
 
 
 class DatasetError(Exception):
@@ -205,6 +220,16 @@ class ChallengeBank:
 
     items: Mapping[str, Item]
     digest: str
+    # (domain, kind) -> the share of the domain's questions of that kind a copycat gets right by always
+    # giving their commonest answer (the commonest letter, or accepted answer).
+    copycat: Mapping[tuple[Domain, Kind], float] = field(default_factory=dict)
+
+    def chance(self, key: str) -> float:
+        """What a peer with no skill gets right on the question: the better of a blind guess (1/4 for
+        four options, 0 for a free answer) and the copycat of its domain and kind."""
+        item = self.items[key]
+        blind = 1 / len(LETTERS) if item.kind == "mc" else 0.0
+        return max(blind, self.copycat.get((domain_of(item), item.kind), 0.0))
 
     @classmethod
     def of(cls, items: Iterable[Item]) -> ChallengeBank:
@@ -219,16 +244,33 @@ class ChallengeBank:
         if not by_id:
             raise DatasetError("a challenge bank needs questions")
         graded = [[key, i.kind, i.question, list(i.answers)] for key, i in sorted(by_id.items())]
-        return cls(by_id, hashlib.sha256(canonical(graded)).hexdigest())
+        return cls(by_id, hashlib.sha256(canonical(graded)).hexdigest(), _copycat(by_id.values()))
+
+
+# The open network's bank: the calibration part of each data set a domain is tested on (code is not yet:
+# grading it on every node needs the sandbox everywhere, and is slow).
+BANK_DATASETS = ("civics", "medmcqa", "logiqa")
 
 
 def challenge_bank(file: Path | None = None) -> ChallengeBank:
-    """The open network's bank, the free-answer questions of the civics calibration part (free answers,
-    since a blind guess at four options is right one time in four); or, for a cluster of one's own, the
-    operator's file (`load_file`)."""
+    """The open network's bank: the calibration parts of civics (free answers), medmcqa and logiqa
+    (four options), so small models can show they are above chance in each domain; or, for a cluster
+    of one's own, the operator's file (`load_file`)."""
     if file is not None:
         return ChallengeBank.of(load_file(file))
-    return ChallengeBank.of(item for item in split(load("civics"))[0] if item.kind == "qa")
+    return ChallengeBank.of(item for name in BANK_DATASETS for item in split(load(name))[0])
+
+
+def _copycat(items: Iterable[Item]) -> dict[tuple[Domain, Kind], float]:
+    """Per (domain, kind), the share of its questions that accept its commonest answer."""
+    accepting: dict[tuple[Domain, Kind], Counter[str]] = {}
+    sizes: Counter[tuple[Domain, Kind]] = Counter()
+    for item in items:
+        group = (domain_of(item), item.kind)
+        sizes[group] += 1
+        answers = {re.sub(r"[^a-z0-9]+", " ", a.lower()).strip() for a in item.answers}
+        accepting.setdefault(group, Counter()).update(answers)
+    return {group: max(c.values()) / sizes[group] for group, c in accepting.items() if c}
 
 
 def _multiple_choice(dataset: str, text: str, letter: str) -> Item:

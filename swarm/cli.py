@@ -497,11 +497,13 @@ def _ledger(args: argparse.Namespace) -> int:
     print(f"head {summary['head']}  {summary['entries']} entries in {len(summary['chains'])} chains{phase}")
     if summary["waiting"] or summary["rejected"]:
         print(f"{summary['waiting']} waiting for earlier entries, {summary['rejected']} rejected")
-    print(f"\n{'PEER':54} {'SCORE':>8} {'FREE':>8} ELIGIBLE")
+    domains = summary.get("domains", {})
+    print("\nsay per domain: " + ", ".join(_domain_state(d, s) for d, s in domains.items()))
+    print(f"\n{'PEER':54} {'SCORE':>8} " + " ".join(f"{d.upper():>16}" for d in domains))
     for row in summary["reputation"]:
-        print(
-            f"{row['peer_id']:54} {row['score']:8.3f} {row['free']:8.3f} {'yes' if row['eligible'] else 'no'}"
-        )
+        cells = " ".join(f"{_domain_say(row['domains'][d]):>16}" for d in domains)
+        print(f"{row['peer_id']:54} {row['score']:8.3f} {cells}")
+    print("(each domain: say or -, then right/asked of the recent challenge answers the test counts)")
     print(f"\n{'WHEN':19} {'GATEWAY':10} {'SEQ':>5} WHAT")
     for e in summary["recent"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
@@ -513,6 +515,16 @@ def _ledger(args: argparse.Namespace) -> int:
             what = f"challenge of {e['peer'][-8:]}: {e['right']}/{e['asked']} right"
         print(f"{when:19} {e['gateway'][-8:]:10} {e['seq']:>5} {what}")
     return 0
+
+
+def _domain_state(domain: str, state: dict[str, Any]) -> str:
+    return f"{domain} {state['holders']} holding" + (" (open: bootstrap rules)" if state["open"] else "")
+
+
+def _domain_say(say: dict[str, Any]) -> str:
+    """A peer's say in one domain, in a cell: held (SAY), open to it (open), or none (-), and its test."""
+    mark = "SAY" if say["holds"] else "open" if say["say"] else "-"
+    return f"{mark} {say['right']:.0f}/{say['asked']:.0f}"
 
 
 def _verify_ledger(

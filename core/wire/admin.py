@@ -109,11 +109,28 @@ class TableInstalled(_Response):
 # ---- the ledger
 
 
-class Standing(_Response):
-    peer_id: str
+class DomainSay(_Response):
+    say: bool = Field(description="whether it may answer here: it holds a say, or the domain is open")
+    holds: bool = Field(description="whether it earned a say of its own here")
     score: float
     free: float = Field(description="the part of the score not staked on a running round")
-    eligible: bool = Field(description="whether it may answer")
+    right: float = Field(description="challenge answers right of those the test counts (faded: fractional)")
+    asked: float
+    bar: float = Field(description="what a peer with no skill gets right on those questions, plus a margin")
+    lower_bound: float = Field(description="the Wilson lower bound on its accuracy; it must beat the bar")
+
+
+class Standing(_Response):
+    peer_id: str
+    score: float = Field(description="its scores summed over the domains")
+    free: float
+    eligible: bool = Field(description="whether it holds a say in some domain")
+    domains: dict[str, DomainSay] = Field(default_factory=dict)
+
+
+class DomainState(_Response):
+    holders: int = Field(description="peers holding a say here")
+    open: bool = Field(description="fewer hold one than the rules ask: bootstrap rules here")
 
 
 class _EntrySummary(_Response):
@@ -149,6 +166,7 @@ class LedgerSummary(_Response):
     waiting: int = Field(description="entries held back until their predecessors come")
     rejected: int = Field(description="entries from peers that failed to verify")
     bootstrapping: bool = Field(description="no peer has a say yet: challenges count from anyone")
+    domains: dict[str, DomainState] = Field(default_factory=dict)
     recent: list[EntrySummary] = Field(description="newest first")
     reputation: list[Standing]
 

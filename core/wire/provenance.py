@@ -64,6 +64,14 @@ class RouteReport(_Report):
     budget: RouteBudget
     selection: RouteSelection
     experts: list[ExpertReport]
+    domain: str | None = Field(
+        default=None, description="the question's domain, whose say decides who may answer; null: no ledger"
+    )
+    without_say: list[RoutedTo] = Field(
+        default_factory=list,
+        description="experts in reach left out for lack of a say in the question's domain",
+    )
+    note: str | None = Field(default=None, description="what eligibility changed, in words")
 
 
 class Answered(_Report):

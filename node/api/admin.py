@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from consensus import LedgerEntry
 from core.wire.admin import (
     ChallengeEntrySummary,
+    DomainState,
     LedgerPage,
     LedgerSummary,
     ModelAccuracy,
@@ -133,6 +134,7 @@ async def ledger_summary(node: Node, limit: int = Query(10, ge=0, le=1000)) -> L
     service = node.required_ledger()
     ledger = service.ledger
     book, rules = ledger.book, ledger.rules
+    domains, rows = service.standing()
     return LedgerSummary(
         head=ledger.head,
         entries=len(ledger),
@@ -141,15 +143,8 @@ async def ledger_summary(node: Node, limit: int = Query(10, ge=0, le=1000)) -> L
         rejected=service.rejected,
         bootstrapping=book.bootstrapping(rules),
         recent=[_entry_summary(e) for e in ledger.recent(limit)],
-        reputation=[
-            Standing(
-                peer_id=peer,
-                score=book.score(peer),
-                free=book.free(peer),
-                eligible=book.eligible(peer, "answer", rules),
-            )
-            for peer in sorted(book.peers(), key=lambda p: -book.score(p))
-        ],
+        domains={d: DomainState(**state) for d, state in domains.items()},
+        reputation=[Standing(**row) for row in rows],
     )
 
 

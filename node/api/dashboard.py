@@ -117,7 +117,7 @@ async def network(node: Node) -> dict[str, Any]:
     view = (await peers(node)).model_dump(mode="json")
     ledger = node.ledger
     for entry in [view["self"], *view["peers"]] if view["self"] else []:
-        entry["say"] = ledger.may(entry["peer_id"], "answer") if ledger else None
+        entry["say"] = ledger.speaks(entry["peer_id"]) if ledger else None
         entry["eligible"] = ledger.proven(entry["peer_id"]) if ledger else None
     in_table = {p["peer_id"] for p in view["peers"]}
     states = node.network.transport.peer_states() if node.network else {}

@@ -13,7 +13,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from core.records import SWARM_MODEL, FinishReason, Generation, GenerationRequest, ModelInfo, ModelLoad, Usage
+from core.records import (
+    GENERAL,
+    SWARM_MODEL,
+    Domain,
+    FinishReason,
+    Generation,
+    GenerationRequest,
+    ModelInfo,
+    ModelLoad,
+    Usage,
+)
 from core.wire.completions import (
     AssistantMessage,
     ChatChoice,
@@ -116,12 +126,15 @@ async def _answer(
     if body.model == SWARM_MODEL:
         options = body.swarm or SwarmOptions()
         started = time.perf_counter()
-        decision = await node.route(body.question(), request, options)
+        routed = await node.route(body.question(), request, options)
+        decision = routed.decision
         elapsed = time.perf_counter() - started
         metrics.route_decision.observe(elapsed)
-        report = route_report(decision, options, elapsed, node.node_id)
+        report = route_report(
+            decision, options, elapsed, node.node_id, domain=routed.domain, without_say=routed.without_say
+        )
         if options.mode != "route":
-            return await _round(node, body, options.mode, request, decision, report)
+            return await _round(node, body, options.mode, request, decision, report, routed.domain)
         request = dataclasses.replace(request, model=decision.best.model)  # type: ignore[union-attr]
         metrics.routed.labels(request.model).inc()
     elif body.swarm is not None:
@@ -152,13 +165,16 @@ async def _round(
     request: GenerationRequest,
     decision: RouteDecision,
     routed: RouteReport,
+    domain: Domain | None,
 ) -> Response:
     """A consensus or vote round over the experts the router chose; the winner answers."""
     assert node.rounds is not None  # node.route refuses round modes without it
     chat = isinstance(body, ChatCompletionRequest)
     answerers = [Answerer(e.model, e.peer_id or node.rounds.peer_id) for e in decision.team]
     try:
-        result = await node.rounds.run(request, body.question(), answerers, mode, routing=routed)
+        result = await node.rounds.run(
+            request, body.question(), answerers, mode, routing=routed, domain=domain or GENERAL
+        )
     except RoundError as exc:
         raise APIError(503, str(exc), type="service_unavailable", code="no_answer") from exc
     for phase, seconds in result.timings_s.items():

@@ -4,6 +4,7 @@ candidates, votes, signatures and timings."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from core.wire.provenance import (
     Answered,
@@ -20,7 +21,7 @@ from core.wire.provenance import (
     VoteReport,
 )
 from core.wire.requests import SwarmOptions
-from routing.router import RouteDecision
+from routing.router import Expert, RouteDecision
 
 from ..rounds import RoundResult
 
@@ -32,9 +33,15 @@ def finite(value: float) -> float | None:
 
 
 def route_report(
-    decision: RouteDecision, options: SwarmOptions, elapsed_s: float, node_id: str | None
+    decision: RouteDecision,
+    options: SwarmOptions,
+    elapsed_s: float,
+    node_id: str | None,
+    *,
+    domain: str | None = None,
+    without_say: Sequence[Expert] = (),
 ) -> RouteReport:
-    """What the router chose and why."""
+    """What the router chose and why, and who was left out for lack of a say in the question's domain."""
     best = decision.best
     assert best is not None
     scores = {s.name: s for s in decision.scores}
@@ -71,7 +78,17 @@ def route_report(
             )
             for c in decision.candidates
         ],
+        domain=domain,
+        without_say=[RoutedTo(model=e.model, peer_id=e.peer_id or node_id) for e in without_say],
+        note=left_out_note(len(without_say)),
     )
+
+
+def left_out_note(left_out: int) -> str | None:
+    """What a provenance says of experts left out for lack of a say in the question's domain."""
+    if not left_out:
+        return None
+    return f"{left_out} expert{'s' if left_out > 1 else ''} without a say in this domain left out"
 
 
 def round_report(result: RoundResult, routed: RouteReport) -> RoundReport:

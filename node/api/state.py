@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.records import GenerationRequest
+from core.records import Domain, GenerationRequest
 from core.wire.requests import SwarmOptions
-from routing.router import RouteDecision
+from routing.router import Expert, RouteDecision
 from routing.selection import Budget
 
 from ..accel import Accelerator
+from ..challenges import ChallengeService
 from ..hosting import HostedModel
 from ..ledger import LedgerService
 from ..metrics import NodeMetrics
@@ -52,6 +54,7 @@ class NodeState:
         self.api_keys = tuple(k.encode() for k in api_keys)
         self.network = network
         self.started = time.time()
+        self.challenges: ChallengeService | None = None  # set once the ledger's challenges run
 
     @property
     def node_id(self) -> str | None:
@@ -91,11 +94,8 @@ class NodeState:
             raise APIError(404, "this node keeps no ledger", code="not_found")
         return self.ledger
 
-    def _may_answer(self, peer_id: str | None) -> bool:
-        assert self.ledger is not None
-        return self.ledger.may(peer_id or self.ledger.identity.peer_id, "answer")
-
-    async def route(self, question: str, request: GenerationRequest, options: SwarmOptions) -> RouteDecision:
+    async def route(self, question: str, request: GenerationRequest, options: SwarmOptions) -> Routed:
+        """The router's decision over the experts with a say in the question's domain, and those left out."""
         if self.router is None:
             raise APIError(404, "this node does not route: no model 'swarm' here", code="model_not_found")
         if options.mode != "route" and self.rounds is None:
@@ -106,15 +106,18 @@ class NodeState:
                 param="swarm.mode",
             )
         table = self.network.table if self.network else None
-        if self.ledger is None:
-            in_reach = experts(self.models, table)
-        else:
-            in_reach = experts(self.models, table, self._may_answer)
-        if not in_reach and self.ledger is not None and experts(self.models, table):
+        everyone = experts(self.models, table)
+        domain: Domain | None = None
+        in_reach = everyone
+        if self.ledger is not None:
+            ledger, domain = self.ledger, await self.router.domain(question)
+            me = ledger.identity.peer_id
+            in_reach = experts(self.models, table, lambda peer: ledger.may(peer or me, "answer", domain))
+        if not in_reach and self.ledger is not None and everyone:
             raise APIError(
                 503,
-                "no expert has a say yet: the peers hosting models have not passed their "
-                "proof-of-capability challenges (see `swarm ledger`)",
+                f"no expert has a say in the domain {domain!r} yet: the peers hosting models have not "
+                "passed its proof-of-capability challenges (see `swarm ledger`)",
                 code="no_eligible_expert",
             )
         decision = await self.router.decide(
@@ -129,7 +132,18 @@ class NodeState:
             raise APIError(
                 400, f"no expert fits the budget ({why})", code="budget_unsatisfiable", param="swarm"
             )
-        return decision
+        kept = {e.model for e in in_reach}
+        return Routed(decision, domain, [e for e in everyone if e.model not in kept])
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A routing decision, the question's domain (None: no ledger), and the models in reach left out
+    for lack of a say there (each by the host it would have gone to)."""
+
+    decision: RouteDecision
+    domain: Domain | None
+    without_say: list[Expert]
 
 
 def budget(options: SwarmOptions) -> Budget:

@@ -710,7 +710,7 @@ function renderReputation() {
       ? h(
           "table",
           {},
-          h("tr", {}, h("th", {}, "peer"), h("th", { class: "num" }, "score"), h("th", { class: "num" }, "free"), h("th", { class: "num" }, "stakes: answer / judge"), h("th", {}, "say")),
+          h("tr", {}, h("th", {}, "peer"), h("th", { class: "num" }, "score"), h("th", { class: "num" }, "free"), h("th", { class: "num" }, "stakes: answer / judge"), h("th", {}, "say per domain (green: earned; plain: open domain)")),
           L.reputation.map((r) =>
             h(
               "tr",
@@ -719,7 +719,7 @@ function renderReputation() {
               h("td", { class: "num" }, h("b", {}, num(r.score, 2))),
               h("td", { class: "num" }, num(r.free, 2)),
               h("td", { class: "num" }, `${num(r.answer_stake, 2)} / ${num(r.judge_stake, 2)}`),
-              h("td", {}, r.eligible ? tag("eligible", "good") : r.say ? tag("bootstrap", "") : tag("no say", "warn")),
+              h("td", {}, ...Object.entries(r.domains).map(([d, s]) => tag(d, s.holds ? "good" : s.say ? "" : "warn"))),
             ),
           ),
         )

@@ -30,7 +30,9 @@ def identity() -> Identity:
     return Identity.generate()
 
 
-GATEWAY, OTHER, ALICE, BOB, JUDGE, SYBIL = (identity() for _ in range(6))
+GATEWAY, OTHER, ALICE, BOB, JUDGE, SYBIL, NOBODY = (identity() for _ in range(7))
+# Right answers that earn a say in one challenge (the test's least number of items, all right).
+PASS = int(Rules().say_min_items)
 
 
 def answer(peer: Identity, round_id: str, model: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -67,19 +69,22 @@ def round_record(round_id: str, prefer_alice: bool = True) -> dict[str, Any]:
         "candidates": candidates,
         "ballots": [ballot.to_wire()],
         "winner": 0 if prefer_alice else 1,
+        "domain": "general",
         "reported": {"chosen": {}, "missed": {}, "malformed": {}},
     }
 
 
 def established(ledger: Ledger) -> None:
-    """Bootstrap: the first challenge counts from anyone, and from then on only a challenger with say."""
-    ledger.append(GATEWAY, "challenge", challenge_record(OTHER, 3, 0))
+    """Bootstrap: while fewer than `min_holders` peers hold a say in a domain, a challenge there counts from
+    anyone; from then on only from a peer holding one."""
+    ledger.append(GATEWAY, "challenge", challenge_record(OTHER, PASS, 0))
     assert not ledger.book.bootstrapping(ledger.rules)
-    ledger.append(GATEWAY, "challenge", challenge_record(ALICE, 3, 0))  # the gateway has no say yet
+    ledger.append(OTHER, "challenge", challenge_record(GATEWAY, PASS, 0))
+    ledger.append(GATEWAY, "challenge", challenge_record(JUDGE, PASS, 0))  # three hold a say: closed
+    ledger.append(NOBODY, "challenge", challenge_record(ALICE, PASS, 0))  # from a writer with no say
     assert ledger.book.score(ALICE.peer_id) == 0
-    ledger.append(OTHER, "challenge", challenge_record(GATEWAY, 3, 0))
-    for peer in (ALICE, BOB, JUDGE):
-        ledger.append(GATEWAY, "challenge", challenge_record(peer, 3, 0))
+    for peer in (ALICE, BOB):
+        ledger.append(GATEWAY, "challenge", challenge_record(peer, PASS, 0))
 
 
 def test_an_established_network_settles_rounds_and_stakes(tmp_path: Path) -> None:
@@ -92,8 +97,8 @@ def test_an_established_network_settles_rounds_and_stakes(tmp_path: Path) -> Non
     after = {p: ledger.book.score(p.peer_id) for p in (ALICE, BOB, JUDGE)}
     assert after[ALICE] > before[ALICE]  # top of the order, found GOOD
     assert after[BOB] < before[BOB]  # bottom, found BAD
-    assert ledger.book.open_rounds() == set()  # staked and settled in one step
-    assert len(ledger) == 7 and ledger.heads()[GATEWAY.peer_id] == 6
+    assert ledger.book.book("general").open_rounds() == set()  # staked and settled in one step
+    assert len(ledger) == 7 and ledger.heads()[GATEWAY.peer_id] == 5
 
 
 @pytest.mark.usefixtures("wide_umask")
@@ -220,18 +225,18 @@ def test_a_sybil_gains_no_eligibility_without_passing_challenges() -> None:
     sybils = [identity() for _ in range(20)]
     # Sybils vouching for each other have no say; an established peer's challenges they fail.
     for a, b in itertools.pairwise(sybils):
-        ledger.append(a, "challenge", challenge_record(b, 5, 0))
+        ledger.append(a, "challenge", challenge_record(b, PASS, 0))
     for s in sybils:
         ledger.append(GATEWAY, "challenge", challenge_record(s, 0, 3))
-        ledger.append(s, "challenge", challenge_record(s, 5, 0))  # nor on itself
+        ledger.append(s, "challenge", challenge_record(s, PASS, 0))  # nor on itself
     assert not any(ledger.book.eligible(s.peer_id, "answer", rules) for s in sybils)
     assert all(ledger.book.score(s.peer_id) == 0 for s in sybils)
     # Nor can a Sybil gateway's rounds move anyone's reputation.
-    before = ledger.book.snapshot()["scores"]
+    before = ledger.book.snapshot()["books"]["general"]["scores"]
     ledger.append(SYBIL, "round", round_record("sybil-round"))
-    assert ledger.book.snapshot()["scores"] == pytest.approx(before)  # decay aside
+    assert ledger.book.snapshot()["books"]["general"]["scores"] == pytest.approx(before)  # decay aside
     # Passing an established peer's challenge is what it takes.
-    ledger.append(GATEWAY, "challenge", challenge_record(sybils[0], 1, 0))
+    ledger.append(GATEWAY, "challenge", challenge_record(sybils[0], PASS, 0))
     assert ledger.book.eligible(sybils[0].peer_id, "answer", rules)
 
 
@@ -241,10 +246,11 @@ def test_a_peer_that_fails_challenges_later_loses_eligibility() -> None:
     assert ledger.book.eligible(BOB.peer_id, "answer", ledger.rules)
     challengers = [identity() for _ in range(20)]
     for challenger in challengers:
-        ledger.append(GATEWAY, "challenge", challenge_record(challenger, 3, 0))
-    # Each challenger may take a tenth of Bob's score: failing many of them is what costs it its say.
+        ledger.append(GATEWAY, "challenge", challenge_record(challenger, PASS, 0))
+    # Each challenger's answers count for at most say_per_writer: failing many of them is what costs Bob
+    # its say.
     for challenger in challengers:
-        ledger.append(challenger, "challenge", challenge_record(BOB, 0, 5))
+        ledger.append(challenger, "challenge", challenge_record(BOB, 0, 20))
     assert not ledger.book.eligible(BOB.peer_id, "answer", ledger.rules)
 
 
@@ -261,7 +267,7 @@ def test_a_failed_write_leaves_the_ledger_as_it_was(tmp_path: Path) -> None:
     assert (ledger.head, len(ledger)) == (head, size)
     ledger._db.execute("DROP TRIGGER full")
     ledger.append(GATEWAY, "round", round_record("r1"))  # the same seq again: nothing was burnt
-    assert ledger.heads()[GATEWAY.peer_id] == 6
+    assert ledger.heads()[GATEWAY.peer_id] == 5
 
 
 def test_verify_finds_an_entry_tampered_on_disk(tmp_path: Path) -> None:
@@ -284,7 +290,8 @@ def test_verify_finds_an_entry_tampered_on_disk(tmp_path: Path) -> None:
     assert checked.head != ledger.head
     reopened = Ledger(tmp_path / "ledger.db")
     # The gateway's chain stops where it was tampered with, the rest set aside; the other chain is whole.
-    assert reopened.load_failures and reopened.heads() == {GATEWAY.peer_id: 1, OTHER.peer_id: 1}
+    assert reopened.load_failures
+    assert reopened.heads() == {GATEWAY.peer_id: 1, OTHER.peer_id: 1, NOBODY.peer_id: 1}
     assert reopened.waiting() == [] and verify(reopened.stored())[1] == []
     reopened.append(GATEWAY, "challenge", challenge_record(ALICE, 1, 0))  # its next entry can be written
 
