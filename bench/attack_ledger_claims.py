@@ -32,6 +32,7 @@ from core.statements import Statement, commitment_digest, sign
 from node.ledger import round_record
 from node.rounds import Candidate, Miss, RoundResult
 from ranking.bradley_terry import Vote, fit
+from reputation import Rules
 from routing.datasets import Item, load, split
 
 FORGED_ROUNDS = 60
@@ -80,15 +81,15 @@ def challenge(peer: Identity, questions: list[tuple[Item, str]], correct: bool =
 
 
 def passed(peer: Identity) -> dict[str, Any]:
-    """A challenge answered right in full, on real bank questions."""
-    return challenge(peer, [(item, item.answers[0]) for item in BANK[:2]])
+    """A challenge answered right in full, on as many real bank questions as earn a say at once."""
+    return challenge(peer, [(item, item.answers[0]) for item in BANK[: int(Rules().say_min_items)]])
 
 
 def network(*peers: Identity, ledger: Ledger | None = None) -> Ledger:
     """A ledger out of its bootstrap where every one of `peers` passed three challenges of an honest node:
-    each has a say, and a score of 12. Its clock ticks a millisecond an entry, so entries keep the order
-    they are written in while decay and the writers' allowances hardly move; or `ledger`, empty, on its
-    own clock."""
+    each has a say, and the prior's score (10). Its clock ticks a millisecond an entry, so entries keep
+    the order they are written in while decay and the writers' allowances hardly move; or `ledger`,
+    empty, on its own clock."""
     if ledger is None:
         ticks = itertools.count(1.7e9, 0.001)
         ledger = Ledger(clock=lambda: next(ticks))

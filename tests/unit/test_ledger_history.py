@@ -23,6 +23,7 @@ from tests.unit.test_consensus_ledger import (
     GATEWAY,
     JUDGE,
     OTHER,
+    PASS,
     RULES,
     challenge_record,
     established,
@@ -72,8 +73,8 @@ def backdated() -> list[LedgerEntry]:
     """A fresh key's challenge of a friend dated at=1, the friend's of it at=2, and the pair's checkpoint
     of the epoch after them: a past in which the pair had the first say."""
     attacker, friend = Identity.generate(), Identity.generate()
-    early = make(attacker, 0, GENESIS, 1.0, "challenge", challenge_record(friend, 3, 0), RULES)
-    back = make(friend, 0, GENESIS, 2.0, "challenge", challenge_record(attacker, 3, 0), RULES)
+    early = make(attacker, 0, GENESIS, 1.0, "challenge", challenge_record(friend, PASS, 0), RULES)
+    back = make(friend, 0, GENESIS, 2.0, "challenge", challenge_record(attacker, PASS, 0), RULES)
     heads = {attacker.peer_id: 1, friend.peer_id: 1}
     record = Checkpoint(CHECKPOINT_EVERY_S, heads).to_record()
     return [
@@ -129,7 +130,7 @@ def test_every_ledger_ends_on_the_same_past_whatever_order_it_hears_it_in() -> N
     clock.t += 10
     attack = backdated()
     source.add_many(attack)
-    source.append(ALICE, "challenge", challenge_record(BOB, 1, 0))
+    source.append(ALICE, "challenge", challenge_record(BOB, PASS, 0))
     entries = source.since({}, 10_000)
     # A node that was there all along hears the attack last, as the network wrote it; others hear it all
     # in any order, having learnt when the past closed.
@@ -174,9 +175,9 @@ def test_an_established_gateway_cannot_write_into_its_closed_past() -> None:
     tip = ledger.tip(OTHER.peer_id)
     assert tip is not None and tip.at < ledger.finals[-1].time  # quiet since before the checkpoint
     with pytest.raises(BadEntry, match="dated before the entry it follows"):
-        ledger.add(make(OTHER, 1, tip.digest, tip.at - 1, "challenge", challenge_record(BOB, 3, 0), RULES))
+        ledger.add(make(OTHER, 1, tip.digest, tip.at - 1, "challenge", challenge_record(BOB, PASS, 0), RULES))
     # Its next link dated as its last one, before the checkpoint: taken, void.
-    late = make(OTHER, 1, tip.digest, tip.at, "challenge", challenge_record(BOB, 3, 0), RULES)
+    late = make(OTHER, 1, tip.digest, tip.at, "challenge", challenge_record(BOB, PASS, 0), RULES)
     assert ledger.add(late) is Added.NEW and ledger.void(OTHER.peer_id, 1)
     assert ledger.book.snapshot() == before
 
@@ -185,7 +186,7 @@ def test_a_node_whose_clock_is_behind_dates_its_entries_from_the_epoch_others_si
     clock = Clock()
     ledger, checkpoint = closed(clock)
     clock.t = checkpoint.time - 30  # behind the signers, within the clock skew nodes allow
-    entry = ledger.append(OTHER, "challenge", challenge_record(BOB, 1, 0))
+    entry = ledger.append(OTHER, "challenge", challenge_record(BOB, PASS, 0))
     assert entry.at == checkpoint.time and not ledger.void(OTHER.peer_id, entry.seq)
 
 
@@ -194,7 +195,7 @@ def fork_of(ledger: Ledger, signer: Identity) -> tuple[LedgerEntry, LedgerEntry]
     tip = ledger.tip(signer.peer_id)
     seq, prev = (tip.seq + 1, tip.digest) if tip else (0, GENESIS)
     return tuple(  # type: ignore[return-value]
-        make(signer, seq, prev, ledger.clock(), "challenge", challenge_record(peer, 1, 0), RULES)
+        make(signer, seq, prev, ledger.clock(), "challenge", challenge_record(peer, PASS, 0), RULES)
         for peer in (BOB, JUDGE)
     )
 
@@ -220,7 +221,9 @@ def test_a_fork_is_proven_and_settles_alike_on_every_ledger() -> None:
         assert ledger.heads()[GATEWAY.peer_id] == a.seq  # cut where it forked
     assert (one.head, one.book) == (two.head, two.book)
     with pytest.raises(BadEntry, match="forked at entry"):
-        one.add(make(GATEWAY, a.seq + 1, a.digest, clock(), "challenge", challenge_record(BOB, 1, 0), RULES))
+        one.add(
+            make(GATEWAY, a.seq + 1, a.digest, clock(), "challenge", challenge_record(BOB, PASS, 0), RULES)
+        )
 
 
 def test_forks_and_final_checkpoints_are_kept_on_disk_and_verify(tmp_path: Path) -> None:

@@ -82,5 +82,5 @@ def test_a_challenger_cannot_fail_a_right_answer_nor_pass_a_wrong_one(ledger: Le
 
 def test_a_real_challenge_still_earns_the_credit(ledger: Ledger) -> None:
     ledger.append(ATTACKER, "challenge", passed(FRIEND))
-    assert ledger.book.score(FRIEND.peer_id) == pytest.approx(2 * ledger.rules.challenge_credit)
+    assert ledger.book.score(FRIEND.peer_id) == pytest.approx(ledger.rules.prior)
     assert ledger.book.eligible(FRIEND.peer_id, "answer", ledger.rules)
