@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,7 +47,7 @@ from routing.datasets import Item, load, split
 from routing.grading import grade
 from routing.sandbox import SandboxUnavailable
 from testnet.process import NodeProcess
-from testnet.testnet import Testnet
+from testnet.testnet import Testnet, say_changes, say_holders
 
 HONEST = ["smollm2-135m-instruct", "smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct"]
 ATTACKERS = {"random": ["random"], "copycat": ["copycat"], "sybil": ["sybil-1", "sybil-2", "sybil-3"]}
@@ -57,17 +57,18 @@ GATEWAYS = (0, 2)  # the honest nodes questions go through, in turn (each loads 
 WORDS = ["yes", "no", "Paris", "1776", "the president", "water", "blue", "seven"]
 
 
-def stub_answer(style: str, prompt: str, rng: random.Random) -> str:
+def attacker(style: str, seed: int) -> Callable[[str], str]:
     """What an attacker's stub model says to a prompt (a question, or a judge's task)."""
+    rng = random.Random(seed)
     if style == "copycat":
-        return "A"
-    return rng.choice(["A", "B", "C", "D", *WORDS])
+        return lambda prompt: "A"
+    return lambda prompt: rng.choice(["A", "B", "C", "D", *WORDS])
 
 
 @contextmanager
-def stub_server(style: str, seed: int) -> Iterator[str]:
-    """An OpenAI-compatible server on loopback answering as `style`; yields its base URL."""
-    rng = random.Random(seed)
+def stub_server(answer: Callable[[str], str]) -> Iterator[str]:
+    """An OpenAI-compatible server on loopback whose model says `answer(the last message or prompt)`;
+    yields its base URL (the openai backend's --url)."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,9 +88,10 @@ def stub_server(style: str, seed: int) -> Iterator[str]:
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            prompt = json.dumps(request.get("messages") or request.get("prompt"))
+            messages = request.get("messages")
+            prompt = str(messages[-1]["content"] if messages else request.get("prompt"))
             with lock:
-                text = stub_answer(style, prompt, rng)
+                text = answer(prompt)
             usage = {
                 "prompt_tokens": len(prompt) // 4,
                 "completion_tokens": 1,
@@ -175,16 +177,6 @@ def gini(values: list[float]) -> float:
     return sum((2 * i - n + 1) * x for i, x in enumerate(xs)) / (n * total)
 
 
-def say_of(url: str) -> tuple[dict[str, list[str]], dict[str, bool]]:
-    summary = httpx.get(f"{url}/v1/ledger", params={"limit": 0}, timeout=30).json()
-    holders: dict[str, list[str]] = {d: [] for d in summary["domains"]}
-    for row in summary["reputation"]:
-        for d, say in row["domains"].items():
-            if say["holds"]:
-                holders[d].append(row["peer_id"])
-    return holders, {d: s["open"] for d, s in summary["domains"].items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,7 +208,7 @@ def main() -> None:
         if not args.no_attackers:
             for kind, models in ATTACKERS.items():
                 for i, model in enumerate(models):
-                    stub = stub_server(kind, args.seed * 100 + len(stubs))
+                    stub = stub_server(attacker(kind, args.seed * 100 + len(stubs)))
                     url = stub.__enter__()
                     stubs.append(stub)
                     process = NodeProcess(
@@ -294,23 +286,15 @@ def run(
     def watch_say() -> None:
         while time.monotonic() < end:
             try:
-                holders, open_ = say_of(gateways[0])
+                holders, open_ = say_holders(gateways[0])
             except (httpx.HTTPError, KeyError, ValueError):
                 time.sleep(10)
                 continue
             at = time.monotonic() - start
-            for domain, peers in holders.items():
-                now = set(peers)
-                before = held.get(domain, set())
-                for p in sorted(now - before):
-                    print(
-                        f"[{at / 60:5.1f} min] {names.get(p, p[-8:])} gains its say in {domain}", flush=True
-                    )
-                for p in sorted(before - now):
-                    print(
-                        f"[{at / 60:5.1f} min] {names.get(p, p[-8:])} loses its say in {domain}", flush=True
-                    )
-                held[domain] = now
+            for line in say_changes(held, holders, names):
+                print(f"[{at / 60:5.1f} min] {line}", flush=True)
+            held.clear()
+            held.update(holders)
             with lock:
                 w = windows[int(at // (args.window * 60))]
                 w.say, w.open = {d: sorted(p) for d, p in holders.items()}, open_

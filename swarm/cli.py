@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -314,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds between the nodes' proof-of-capability challenges of each other (default 30; 0: none)",
     )
+    up.add_argument(
+        "--watch",
+        action="store_true",
+        help="then print each peer's gain or loss of its say in a domain as it happens, until Ctrl-C "
+        "(the nodes keep running)",
+    )
     status = actions.add_parser("status", help="the running testnet's nodes")
     status.add_argument(
         "--json", action="store_true", help="machine-readable: each node's url, peer_id, models"
@@ -603,6 +610,10 @@ def _testnet(args: argparse.Namespace) -> int:
         for node in nodes:
             print(f"{node.name:7} {node.peer_id:54} {node.url:24} {', '.join(node.models)}")
         print(f"state: {net.state_path}; stop with: swarm testnet down", file=sys.stderr)
+        if args.watch:
+            print("say per domain, as node-0 sees it (Ctrl-C to stop watching):", file=sys.stderr)
+            with contextlib.suppress(KeyboardInterrupt):
+                testnet.watch_say(nodes)
         return 0
     if args.testnet_command == "status":
         report = testnet.status(args.dir)

@@ -234,3 +234,40 @@ def stop(directory: Path | None = None, timeout: float = 15.0) -> int:
             os.kill(node.pid, signal.SIGKILL)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return len(running)
+
+
+def say_holders(url: str) -> tuple[dict[str, set[str]], dict[str, bool]]:
+    """Per domain, the peers holding a say as the node at `url` computes it, and whether it is open."""
+    summary = httpx.get(f"{url}/v1/ledger", params={"limit": 0}, timeout=30).json()
+    holders: dict[str, set[str]] = {d: set() for d in summary["domains"]}
+    for row in summary["reputation"]:
+        for domain, say in row["domains"].items():
+            if say["holds"]:
+                holders[domain].add(row["peer_id"])
+    return holders, {d: s["open"] for d, s in summary["domains"].items()}
+
+
+def say_changes(before: dict[str, set[str]], after: dict[str, set[str]], names: dict[str, str]) -> list[str]:
+    """What changed between two readings of `say_holders`, in words: "node-1 gains its say in logic"."""
+    lines = []
+    for domain in after:
+        was = before.get(domain, set())
+        lines += [f"{names.get(p, p)} gains its say in {domain}" for p in sorted(after[domain] - was)]
+        lines += [f"{names.get(p, p)} loses its say in {domain}" for p in sorted(was - after[domain])]
+    return lines
+
+
+def watch_say(nodes: list[TestnetNode], every_s: float = 5.0) -> None:
+    """Print each gain and loss of a say as the first node's ledger shows it, until interrupted."""
+    names = {n.peer_id: n.name for n in nodes}
+    held: dict[str, set[str]] = {}
+    while True:
+        try:
+            now, _ = say_holders(nodes[0].url)
+        except (httpx.HTTPError, KeyError, ValueError):
+            time.sleep(every_s)
+            continue
+        for line in say_changes(held, now, names):
+            print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
+        held = now
+        time.sleep(every_s)

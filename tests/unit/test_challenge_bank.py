@@ -18,7 +18,8 @@ EASY = Path(__file__).parents[1] / "support" / "challenges.jsonl"
 # What `grade` says of a fixed set of answers to the bank's questions, per grader version. A change to
 # grading that moves it grades some challenge answer otherwise: bump routing.grading.GRADER_VERSION and
 # Rules.grader (a new network, whose nodes refuse the old one's entries), then record the new figure here.
-GRADES = {1: "96385ddb8d7dd204a4a195e4456e98ea97b7eb7c37f22d926f8d45139c390241"}
+# Over the open network's bank (civics, medmcqa, logiqa; on the civics part alone grader 1 gives 96385ddb...).
+GRADES = {1: "1444ae429c0198eb257ed4be481a3efe4561e9b84eac81ba842ac31e3e38cb77"}
 
 
 def answers_to(item: Item) -> list[str]:

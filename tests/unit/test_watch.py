@@ -19,7 +19,7 @@ from node.ledger import LedgerService
 from node.metrics import NodeMetrics
 from node.rounds import Answerer, RoundEvent, RoundResult, RoundService
 from node.watch import Watch
-from tests.unit.test_consensus_ledger import challenge_record
+from tests.unit.test_consensus_ledger import PASS, challenge_record
 
 
 class Parrot(Engine):
@@ -146,7 +146,7 @@ async def test_the_watch_samples_reputation_when_the_ledger_moves_and_verifies_i
     bus = EventBus()
     watch = Watch(bus, {}, NodeMetrics(), fake_report, ledger=ledger)
     assert watch.sample_ledger() and not watch.sample_ledger()  # the first look, then nothing new
-    ledger.record("challenge", challenge_record(other, 2, 0))  # in a new network, anyone's counts
+    ledger.record("challenge", challenge_record(other, PASS, 0))  # in a new network, anyone's counts
     assert watch.sample_ledger()
     series = watch.reputation.to_json()
     assert len(series["at"]) == 2 and series["values"][other.peer_id][-1] > 0
