@@ -287,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument(
         "action",
         nargs="?",
-        choices=("verify",),
-        help="verify: fetch every entry and check every signature and chain link here (exit 1 on failure)",
+        choices=("verify", "challenge-me"),
+        help="verify: fetch every entry and check every signature and chain link here (exit 1 on failure); "
+        "challenge-me: ask the node's peers to challenge it now (a newcomer's way to a say)",
     )
     ledger.add_argument("--json", action="store_true", help="machine-readable, with the head digest")
     ledger.add_argument("--limit", type=int, default=10, help="latest entries to show (default 10)")
@@ -496,6 +497,11 @@ def _ledger(args: argparse.Namespace) -> int:
     with Client(args.node, api_key=args.api_key, timeout=args.timeout) as client:
         if args.action == "verify":
             return _verify_ledger(client.ledger_entries(), client.ledger(limit=0), args.challenge_file)
+        if args.action == "challenge-me":
+            asked = client.ask_to_be_challenged()
+            for peer, took in asked.items():
+                print(f"{peer:54} {'will challenge it' if took else 'did not take the request'}")
+            return 0 if any(asked.values()) else 1
         summary = client.ledger(limit=args.limit)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -302,6 +302,11 @@ class AsyncClient:
             admin.LedgerSummary, await self._json("GET", f"/v1/ledger?limit={limit}", None, timeout)
         )
 
+    async def ask_to_be_challenged(self, *, timeout: float | None = None) -> dict[str, bool]:
+        """Ask every peer of the node to challenge it on its next beat; per peer, whether it took it."""
+        reply = await self._json("POST", "/v1/ledger/challenge-me", None, timeout)
+        return dict(_plain(admin.ChallengeAsked, reply)["asked"])
+
     async def ledger_entries(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every entry of the node's ledger, as stored on its disk, to check for yourself."""
         entries: list[dict[str, Any]] = []
@@ -393,6 +398,9 @@ class Client:
 
     def ledger(self, *, limit: int = 10, timeout: float | None = None) -> dict[str, Any]:
         return self._portal.call(partial(self._async.ledger, limit=limit, timeout=timeout))
+
+    def ask_to_be_challenged(self, *, timeout: float | None = None) -> dict[str, bool]:
+        return self._portal.call(partial(self._async.ask_to_be_challenged, timeout=timeout))
 
     def ledger_entries(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
         return self._portal.call(partial(self._async.ledger_entries, timeout=timeout))

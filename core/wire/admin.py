@@ -171,6 +171,13 @@ class LedgerSummary(_Response):
     reputation: list[Standing]
 
 
+class ChallengeAsked(_Response):
+    asked: dict[str, bool] = Field(
+        description="per peer, whether it took the request: it challenges this node on its next beat where "
+        "it is drawn to"
+    )
+
+
 class LedgerPage(_Response):
     entries: list[dict[str, Any]] = Field(description="signed entries as stored, each chain in order")
     offset: int

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from consensus import LedgerEntry
 from core.wire.admin import (
+    ChallengeAsked,
     ChallengeEntrySummary,
     DomainState,
     LedgerPage,
@@ -146,6 +147,18 @@ async def ledger_summary(node: Node, limit: int = Query(10, ge=0, le=1000)) -> L
         domains={d: DomainState(**state) for d, state in domains.items()},
         reputation=[Standing(**row) for row in rows],
     )
+
+
+@router.post(
+    "/v1/ledger/challenge-me",
+    summary="Ask every peer to challenge this node on its next beat (a newcomer's way in)",
+    responses=documented(400, 404),
+)
+async def challenge_me(node: Node) -> ChallengeAsked:
+    node.required_ledger()
+    if node.challenges is None or node.challenges.transport is None:
+        raise APIError(404, "this node runs no challenges", code="not_found")
+    return ChallengeAsked(asked=await node.challenges.ask_to_be_challenged())
 
 
 @router.get(
