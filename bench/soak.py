@@ -98,10 +98,17 @@ def stub_server(answer: Callable[[str], str]) -> Iterator[str]:
                 "total_tokens": len(prompt) // 4 + 1,
             }
             if request.get("stream"):
-                delta = {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                if not self.path.endswith("/chat/completions"):
-                    delta = {"index": 0, "text": text, "finish_reason": "stop"}
-                events = [{"id": "stub", "choices": [delta]}, {"id": "stub", "choices": [], "usage": usage}]
+                chat = self.path.endswith("/chat/completions")
+                said = {"delta": {"role": "assistant", "content": text}} if chat else {"text": text}
+                done = {"delta": {}} if chat else {"text": ""}
+                events = [
+                    {"id": "stub", "choices": [{"index": 0, **said, "finish_reason": None}]},
+                    {
+                        "id": "stub",
+                        "choices": [{"index": 0, **done, "finish_reason": "stop"}],
+                        "usage": usage,
+                    },
+                ]
                 raw = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
