@@ -51,20 +51,24 @@ CHALLENGER_BEFORE = (
 BANK = [item for item in split(load("civics"))[0] if item.kind == "qa"]
 
 
-def signed_answer(peer: Identity, round_id: str, text: str) -> tuple[Statement, Statement]:
-    """The peer's commitment to `text` and its reveal, as it signs them in any round."""
+def signed_answer(peer: Identity, round_id: str, text: str, gateway: Identity) -> tuple[Statement, Statement]:
+    """The peer's commitment to `text` and its reveal, as it signs them in any round `gateway` asks."""
     digest = commitment_digest(round_id, "m", "salt", text)
-    commitment = sign(peer, "commitment", {"round": round_id, "model": "m", "digest": digest})
-    reveal = sign(peer, "reveal", {"round": round_id, "model": "m", "answer": text, "salt": "salt"})
+    asked = {"round": round_id, "model": "m", "gateway": gateway.peer_id}
+    commitment = sign(peer, "commitment", {**asked, "digest": digest})
+    reveal = sign(peer, "reveal", {**asked, "answer": text, "salt": "salt"})
     return commitment, reveal
 
 
-def challenge(peer: Identity, questions: list[tuple[Item, str]], correct: bool = True) -> dict[str, Any]:
-    """A challenge of `peer`, each question answered as given and written up as `correct`. The question
-    and its accepted answers travel with it too: whatever a ledger takes them for, it is given them."""
+def challenge(
+    peer: Identity, questions: list[tuple[Item, str]], by: Identity, correct: bool = True
+) -> dict[str, Any]:
+    """A challenge of `peer` by `by`, each question answered as given and written up as `correct`. The
+    question and its accepted answers travel with it too: whatever a ledger takes them for, it is given
+    them."""
     answers = []
     for item, text in questions:
-        commitment, reveal = signed_answer(peer, uuid.uuid4().hex, text)
+        commitment, reveal = signed_answer(peer, uuid.uuid4().hex, text, by)
         answers.append(
             {
                 "item": f"{item.dataset}/{item.id}",
@@ -80,9 +84,9 @@ def challenge(peer: Identity, questions: list[tuple[Item, str]], correct: bool =
     return {"challenge": uuid.uuid4().hex, "peer": peer.peer_id, "model": "m", "answers": answers}
 
 
-def passed(peer: Identity) -> dict[str, Any]:
-    """A challenge answered right in full, on as many real bank questions as earn a say at once."""
-    return challenge(peer, [(item, item.answers[0]) for item in BANK[: int(Rules().say_min_items)]])
+def passed(peer: Identity, by: Identity) -> dict[str, Any]:
+    """A challenge by `by` answered right in full, on as many real bank questions as earn a say at once."""
+    return challenge(peer, [(item, item.answers[0]) for item in BANK[: int(Rules().say_min_items)]], by)
 
 
 def network(*peers: Identity, ledger: Ledger | None = None) -> Ledger:
@@ -94,23 +98,26 @@ def network(*peers: Identity, ledger: Ledger | None = None) -> Ledger:
         ticks = itertools.count(1.7e9, 0.001)
         ledger = Ledger(clock=lambda: next(ticks))
     node, other = Identity.generate(), Identity.generate()
-    ledger.append(node, "challenge", passed(other))  # the first counts from anyone
-    ledger.append(other, "challenge", passed(node))
+    ledger.append(node, "challenge", passed(other, node))  # the first counts from anyone
+    ledger.append(other, "challenge", passed(node, other))
     for peer in [*peers, *peers, *peers]:
-        ledger.append(node, "challenge", passed(peer))
+        ledger.append(node, "challenge", passed(peer, node))
     return ledger
 
 
-def rigged_round(victim: Identity, friend: Identity, judge: Identity) -> RoundResult:
-    """A round a gateway invented: the victim's real commitment (asked for, it commits like anyone) beside
+def rigged_round(victim: Identity, friend: Identity, judge: Identity, gateway: Identity) -> RoundResult:
+    """A round `gateway` invented: the victim's real commitment (asked for, it commits like anyone) beside
     a friend's, and a colluding judge voting the friend up and the victim down, and checking it BAD."""
     rid = uuid.uuid4().hex
     candidates = []
     for cid, (peer, text) in enumerate([(victim, "an answer"), (friend, "another")]):
-        commitment, reveal = signed_answer(peer, rid, text)
+        commitment, reveal = signed_answer(peer, rid, text, gateway)
         candidates.append(Candidate(cid, "m", peer.peer_id, text, commitment, reveal))
     pairs = [[0, 1, "B"], [1, 0, "A"]]
-    ballot = sign(judge, "ballot", {"round": rid, "votes": pairs, "verdicts": {"0": "BAD", "1": "GOOD"}})
+    verdicts = {"0": "BAD", "1": "GOOD"}
+    ballot = sign(
+        judge, "ballot", {"round": rid, "gateway": gateway.peer_id, "votes": pairs, "verdicts": verdicts}
+    )
     result = RoundResult(rid, "consensus", "a question nobody asked", candidates=candidates)
     result.ballots = [ballot]
     result.votes = [Vote.from_preference(judge.peer_id, a, b, p) for a, b, p in pairs]
@@ -145,7 +152,7 @@ def gateway() -> str:
         ledger, victim, [round_record(forged_round(victim)) for _ in range(FORGED_ROUNDS)], attacker
     )
     ledger = network(victim, attacker, judge, friend)
-    rigged = [round_record(rigged_round(victim, friend, judge)) for _ in range(RIGGED_ROUNDS)]
+    rigged = [round_record(rigged_round(victim, friend, judge, attacker)) for _ in range(RIGGED_ROUNDS)]
     invented = _kept(ledger, victim, rigged, attacker)
     return f"forged faults took the honest peer {forged}; rounds invented with a colluding judge {invented}"
 
@@ -165,7 +172,7 @@ def challenger() -> str:
     taken, said = 0, []
     for what, friend, questions in written:
         try:
-            ledger.append(attacker, "challenge", challenge(friend, questions))
+            ledger.append(attacker, "challenge", challenge(friend, questions, attacker))
             taken += 1
         except BadEntry:
             pass

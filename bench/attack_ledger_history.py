@@ -174,18 +174,23 @@ async def agreed(net: Testnet, client: httpx.AsyncClient) -> list[dict[str, Any]
 # ---- the attackers
 
 
-def passed(peer: Identity, template: LedgerEntry) -> dict[str, Any]:
-    """A challenge of `peer` asking what `template`, an honest challenge, asked, answered right by `peer`:
-    the template's right answers, signed again as its own, in rounds of their own."""
+def passed(peer: Identity, template: LedgerEntry, by: Identity) -> dict[str, Any]:
+    """A challenge of `peer` by `by` asking what `template`, an honest challenge, asked, answered right by
+    `peer`: the template's right answers, signed again as its own, given to `by`, in rounds of their own."""
     record = copy.deepcopy(template.record)
     answers = []
     for answer in record["answers"]:
         if not answer["correct"]:
             continue
         round_id = uuid.uuid4().hex
-        revealed = {**answer["reveal"]["body"], "round": round_id, "salt": "salt"}
+        revealed = {**answer["reveal"]["body"], "round": round_id, "salt": "salt", "gateway": by.peer_id}
         digest = commitment_digest(round_id, revealed["model"], "salt", revealed["answer"])
-        committed = {**answer["commitment"]["body"], "round": round_id, "digest": digest}
+        committed = {
+            **answer["commitment"]["body"],
+            "round": round_id,
+            "digest": digest,
+            "gateway": by.peer_id,
+        }
         answer["commitment"] = sign(peer, "commitment", committed).to_wire()
         answer["reveal"] = sign(peer, "reveal", revealed).to_wire()
         answers.append(answer)
@@ -262,7 +267,7 @@ async def fork(net: Testnet, honest: LedgerEntry) -> Forked:
     served: set[str] = set()
 
     def entry(seq: int, prev: str, at: float) -> LedgerEntry:
-        return make(identity, seq, prev, at, "challenge", passed(friend, honest), honest.rules)
+        return make(identity, seq, prev, at, "challenge", passed(friend, honest, identity), honest.rules)
 
     async def serve(sender: str, body: dict[str, Any]) -> Any:
         if sender in given:
@@ -357,8 +362,8 @@ async def backdate(net: Testnet, honest: LedgerEntry) -> Backdated:
     `honest` asked its own."""
     attacker, friend = Identity.generate(), Identity.generate()
     early = [
-        make(attacker, 0, GENESIS, 1.0, "challenge", passed(friend, honest), honest.rules),
-        make(friend, 0, GENESIS, 2.0, "challenge", passed(attacker, honest), honest.rules),
+        make(attacker, 0, GENESIS, 1.0, "challenge", passed(friend, honest, attacker), honest.rules),
+        make(friend, 0, GENESIS, 2.0, "challenge", passed(attacker, honest, friend), honest.rules),
     ]
     transport = Transport(attacker, port=free_port())
     async with httpx.AsyncClient(timeout=30) as client:

@@ -406,7 +406,8 @@ def opening(directory: Path) -> str:
     ledger, _, peers = closed_network(directory / "ledger.db")
     victim, friend, judge = peers[:3]
     for n in range(STARTUP_ROUNDS):
-        ledger.append(peers[n % 4], "round", round_record(rigged_round(victim, friend, judge)))
+        writer = peers[n % 4]
+        ledger.append(writer, "round", round_record(rigged_round(victim, friend, judge, writer)))
     ledger.close()
     with sqlite3.connect(directory / "ledger.db") as db:
         db.execute("DROP TABLE IF EXISTS verified")  # as a ledger written before the snapshot was

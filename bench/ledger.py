@@ -62,13 +62,12 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
         challenger = peers[i - 1]
         rid = f"c{i}"
         digest = commitment_digest(rid, "m", "s", right)
+        asked = {"round": rid, "model": "m", "gateway": challenger.peer_id}
         answer = {
             "item": item,
             "correct": True,
-            "commitment": sign(peer, "commitment", {"round": rid, "model": "m", "digest": digest}).to_wire(),
-            "reveal": sign(
-                peer, "reveal", {"round": rid, "model": "m", "answer": right, "salt": "s"}
-            ).to_wire(),
+            "commitment": sign(peer, "commitment", {**asked, "digest": digest}).to_wire(),
+            "reveal": sign(peer, "reveal", {**asked, "answer": right, "salt": "s"}).to_wire(),
         }
         ledger.append(
             challenger,
@@ -82,7 +81,8 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
         candidates = []
         for cid, peer in enumerate(answerers):
             digest = commitment_digest(rid, f"m{cid}", "s", f"answer {cid}")
-            commitment = sign(peer, "commitment", {"round": rid, "model": f"m{cid}", "digest": digest})
+            committed = {"round": rid, "model": f"m{cid}", "digest": digest, "gateway": gateway.peer_id}
+            commitment = sign(peer, "commitment", committed)
             candidates.append(
                 {"cid": cid, "model": f"m{cid}", "peer": peer.peer_id, "commitment": commitment.to_wire()}
             )
@@ -90,7 +90,8 @@ def synthetic_entries(n: int, seed: int = 0) -> list[dict[str, Any]]:
         ballots = []
         for judge in judges:
             picks = [[a, b, rng.choice("AB")] for a, b in pairs]
-            ballots.append(sign(judge, "ballot", {"round": rid, "votes": picks, "verdicts": {}}).to_wire())
+            ballot = {"round": rid, "gateway": gateway.peer_id, "votes": picks, "verdicts": {}}
+            ballots.append(sign(judge, "ballot", ballot).to_wire())
         record = {
             "round": rid,
             "mode": "consensus",

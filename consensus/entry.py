@@ -10,7 +10,10 @@ meant to be applied under (a node under other rules refuses it). The record
 carries the evidence beside the claim:
 
 - a round: its candidates with each answerer's signed commitment, every
-  judge's signed ballot (the judges' own signatures on their votes), the winner,
+  judge's signed ballot (the judges' own signatures on their votes), each
+  naming the entry's signer as the gateway that asked, so no other key can
+  copy the evidence into an entry of its own (to count it twice, or to close
+  the round's id before the real gateway's entry: ids close per writer), the winner,
   and what only the gateway's word stands for (who was chosen for which role,
   who missed a deadline or sent something malformed, and the question's domain,
   core.records.DOMAINS). Placings, GOOD shares and
@@ -18,9 +21,9 @@ carries the evidence beside the claim:
   (`LedgerEntry.round_evidence`);
 - a challenge: for each question, its id in the network's bank of questions,
   the challenged peer's signed commitment and reveal (so the graded answer is
-  provably its own) and the grade. The question itself and what counts as right
-  are not written: every node holds the bank and grades against its own copy
-  (`grade_challenge`);
+  provably its own, given to this challenger: both name it) and the grade.
+  The question itself and what counts as right are not written: every node
+  holds the bank and grades against its own copy (`grade_challenge`);
 - a checkpoint: the end of an epoch and, per chain, how many entries its
   signer holds dated before it: what closes the past (`consensus.checkpoint`).
 
@@ -51,6 +54,9 @@ from routing.grading import grade
 KIND = "ledger-entry"
 GENESIS = "0" * 64
 EntryType = Literal["round", "challenge", "checkpoint"]
+# What an entry's evidence holds, which the reputation rules name (Rules.evidence): 2 since each statement
+# in it names the gateway or challenger it was given to, and ids close per writer.
+EVIDENCE_FORMAT = 2
 # The epochs of checkpoints (`consensus.checkpoint`): a checkpoint's time is a multiple of this.
 CHECKPOINT_EVERY_S = 60
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -176,10 +182,10 @@ def check(entry: LedgerEntry) -> None:
         if not isinstance(body["rules"], str) or not _DIGEST.fullmatch(body["rules"]):
             raise BadEntry("rules must be the digest of the reputation rules")
         if body["type"] == "round":
-            _check_round(entry.record)
+            _check_round(entry.record, entry.gateway)
             entry.round_evidence()
         elif body["type"] == "challenge":
-            _check_challenge(entry.record)
+            _check_challenge(entry.record, entry.gateway)
         elif body["type"] == "checkpoint":
             _check_checkpoint(entry.record, at)
         else:
@@ -212,9 +218,18 @@ def _statement(data: Any, kind: str, signer: str | None = None) -> Statement:
         raise BadEntry(str(exc)) from None
 
 
-def _check_round(record: dict[str, Any]) -> None:
-    """Every commitment and ballot is signed by its peer for this round; the ballots' contents are
-    `round_evidence`'s to read."""
+def _asked_by(statement: Statement, gateway: str) -> None:
+    """A statement of a round or challenge names the gateway (or challenger) it was given to; BadEntry
+    if that is not the entry's signer: evidence copied from another's entry."""
+    if statement.body.get("gateway") != gateway:
+        raise BadEntry(
+            f"a {statement.kind} of {statement.signer} was given to another gateway than this entry's signer"
+        )
+
+
+def _check_round(record: dict[str, Any], gateway: str) -> None:
+    """Every commitment and ballot is signed by its peer for this round and given to `gateway`, the
+    entry's signer; the ballots' contents are `round_evidence`'s to read."""
     rid = str(record["round"])
     if record["mode"] not in ("consensus", "vote"):
         raise BadEntry(f"unknown round mode {record['mode']!r}")
@@ -224,11 +239,13 @@ def _check_round(record: dict[str, Any]) -> None:
         commitment = _statement(c["commitment"], "commitment", str(c["peer"]))
         if commitment.body.get("round") != rid or commitment.body.get("model") != c["model"]:
             raise BadEntry(f"a commitment of {c['peer']} is not for round {rid} and model {c['model']!r}")
+        _asked_by(commitment, gateway)
     judges = set()
     for raw in record["ballots"]:
         ballot = _statement(raw, "ballot")
         if ballot.body.get("round") != rid:
             raise BadEntry(f"a ballot of {ballot.signer} is for another round")
+        _asked_by(ballot, gateway)
         if ballot.signer in judges:
             raise BadEntry(f"two ballots of {ballot.signer}")
         judges.add(ballot.signer)
@@ -298,9 +315,10 @@ def _chosen(raw: Mapping[str, Any]) -> dict[str, tuple[Role, ...]]:
     return chosen
 
 
-def _check_challenge(record: dict[str, Any]) -> None:
-    """The peer's answers are its own: signed by it, for the model challenged, matching their
-    commitments. Whether they are right is `grade_challenge`'s to say, with the bank."""
+def _check_challenge(record: dict[str, Any], challenger: str) -> None:
+    """The peer's answers are its own: signed by it, for the model challenged, given to `challenger`
+    (the entry's signer), matching their commitments. Whether they are right is `grade_challenge`'s to
+    say, with the bank."""
     peer, model = str(record["peer"]), str(record["model"])
     for a in record["answers"]:
         if not isinstance(a["item"], str) or not isinstance(a["correct"], bool):
@@ -311,6 +329,8 @@ def _check_challenge(record: dict[str, Any]) -> None:
             continue
         commitment = _statement(a["commitment"], "commitment", peer)
         reveal = _statement(a["reveal"], "reveal", peer)
+        _asked_by(commitment, challenger)
+        _asked_by(reveal, challenger)
         c, r = commitment.body, reveal.body
         if (c.get("round"), c.get("model")) != (r.get("round"), r.get("model")) or c.get("model") != model:
             raise BadEntry(f"a reveal for another commitment, or an answer of another model than {model!r}")

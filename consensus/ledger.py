@@ -65,6 +65,7 @@ from routing.grading import GRADER_VERSION
 from .checkpoint import Checkpoint, carries, epoch_before, say
 from .entry import (
     CHECKPOINT_EVERY_S,
+    EVIDENCE_FORMAT,
     GENESIS,
     BadEntry,
     EntryType,
@@ -203,6 +204,10 @@ class Ledger:
         if rules.grader != GRADER_VERSION:
             raise ValueError(
                 f"the rules grade challenges with grader {rules.grader}, this one is {GRADER_VERSION}"
+            )
+        if rules.evidence != EVIDENCE_FORMAT:
+            raise ValueError(
+                f"the rules name evidence format {rules.evidence}, this ledger's is {EVIDENCE_FORMAT}"
             )
         self.bank = challenge_bank() if bank is None else bank
         if self.bank.digest != rules.challenge_bank:

@@ -3,9 +3,10 @@
 1. The router picks the answerers (experts; each one a model on a peer, or here).
 2. Commit: each answerer generates its answer and returns only a signed
    commitment, sha256 of (round, model, salt, answer), naming the round's
-   answerers. Nobody sees an answer yet. The commit request names the
-   answerers and when the commit phase closes; an answerer commits once per
-   round and model.
+   answerers and the gateway that asked (every statement of a round names it,
+   so no other key can pass the evidence off as its own round in the ledger).
+   Nobody sees an answer yet. The commit request names the answerers and
+   when the commit phase closes; an answerer commits once per round and model.
 3. Reveal: once every commitment is in or the commit deadline has passed, the
    gateway asks each committed answerer for its answer and salt, signed, and
    drops any whose reveal does not match its commitment: an answer copied
@@ -289,15 +290,20 @@ class RoundService:
         finally:
             self._committing.discard(key)
         salt = secrets.token_hex(16)
-        self._pending[key] = _Pending(
-            generation, salt, time.monotonic(), str(body[SENDER]), answerers, closes_at
-        )
+        gateway = str(body[SENDER])
+        self._pending[key] = _Pending(generation, salt, time.monotonic(), gateway, answerers, closes_at)
         digest = commitment_digest(round_id, request.model, salt, generation.text)
         named = sorted([a.peer_id, a.model] for a in answerers)
         return sign(
             self.identity,
             "commitment",
-            {"round": round_id, "model": request.model, "digest": digest, "answerers": named},
+            {
+                "round": round_id,
+                "model": request.model,
+                "digest": digest,
+                "answerers": named,
+                "gateway": gateway,
+            },
         )
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
@@ -321,6 +327,7 @@ class RoundService:
             "salt": salt,
             "finish_reason": generation.finish_reason,
             "usage": to_wire(generation.usage),
+            "gateway": sender,
         }
         return sign(self.identity, "reveal", body)
 
@@ -329,7 +336,7 @@ class RoundService:
         (GOOD or BAD). An unreadable reply becomes None, which the gateway counts as no vote. With
         judge_reading "probability" and an engine that gives them, from its token probabilities instead
         (node.engines.readings), called on the engine directly: a judge task is one admitted request."""
-        task = self._judge_task(body)
+        task, gateway = self._judge_task(body), str(body[SENDER])
         if not self.local:
             raise InvalidRequest("this node hosts no model to judge with")
         model = next(iter(self.local.values()))
@@ -346,7 +353,7 @@ class RoundService:
                     task.pairs,
                     task.check,
                 )
-                return sign(self.identity, "ballot", {"round": task.round_id, **read})
+                return sign(self.identity, "ballot", {"round": task.round_id, "gateway": gateway, **read})
             except NoProbabilities:
                 pass  # this model only writes: read what it writes
         votes = []
@@ -357,7 +364,8 @@ class RoundService:
         for cid in task.check:
             reply = await self._ask(model, judging.completeness_prompt(question, answers[cid]))
             verdicts[str(cid)] = judging.parse_verdict(reply)
-        return sign(self.identity, "ballot", {"round": task.round_id, "votes": votes, "verdicts": verdicts})
+        ballot = {"round": task.round_id, "gateway": gateway, "votes": votes, "verdicts": verdicts}
+        return sign(self.identity, "ballot", ballot)
 
     def _judge_task(self, body: dict[str, Any]) -> _JudgeTask:
         """The judge request read and held to what a round's schedule can ask: at most MAX_ANSWERERS
@@ -384,15 +392,20 @@ class RoundService:
     # ---- the gateway's side
 
     async def _call(self, peer_id: str, body: dict[str, Any], timeout: float) -> Statement:
-        """One operation on a peer, or on this node directly; returns the statement, verified."""
+        """One operation on a peer, or on this node directly; returns the statement, verified, and naming
+        this node as the gateway that asked (the ledger refuses an entry holding one that names another)."""
         if peer_id == self.peer_id:
             with trio.fail_after(timeout):
-                return await self._handle(self.peer_id, body)
-        assert self.transport is not None
-        reply = await self.transport.request(peer_id, ROUND_PROTOCOL, body, timeout=timeout)
-        if "error" in reply:
-            raise RemoteError(str(reply["error"]))
-        return from_wire(reply.get("statement"), kind=STATEMENT_KINDS[body["op"]], signer=peer_id)
+                statement = await self._handle(self.peer_id, body)
+        else:
+            assert self.transport is not None
+            reply = await self.transport.request(peer_id, ROUND_PROTOCOL, body, timeout=timeout)
+            if "error" in reply:
+                raise RemoteError(str(reply["error"]))
+            statement = from_wire(reply.get("statement"), kind=STATEMENT_KINDS[body["op"]], signer=peer_id)
+        if statement.body.get("gateway") != self.peer_id:
+            raise BadStatement(f"a {statement.kind} of {peer_id} names another gateway than this one")
+        return statement
 
     async def _gather(
         self, calls: Mapping[K, tuple[str, dict[str, Any]]], timeout: float

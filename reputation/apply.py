@@ -3,12 +3,16 @@
 Each entry is applied in one step, stakes locked and settled together, so the
 books between entries hold no open stakes: a round that crashed before its
 entry was written simply never happened, and an entry applied twice changes
-nothing the second time (its id is closed). Applying the same entries in the
+nothing the second time (its id is closed). Ids close per writer (`closed_id`):
+an entry of one key, whatever it holds and however early it is dated, never
+closes the id of another's round or challenge. Applying the same entries in the
 same order gives the same standing on every node. A round moves the book of
 its domain only; a challenge answer counts in its question's domain.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from core.records import DOMAINS, Domain
 from reputation.outcome import ChallengeOutcome, RoundEvidence, RoundOutcome
@@ -41,6 +45,12 @@ def judge_weight(standing: Standing, judge: str, rules: Rules, domain: Domain) -
     return book.score(judge) if standing.holds(judge, domain, rules, "judge") else 0.0
 
 
+def closed_id(writer: str, entry_id: str) -> str:
+    """What a round's or challenge's id closes as: the writer's own, so that a copy under another key
+    dated earlier can't close the real one before it is applied."""
+    return f"{writer}/{entry_id}"
+
+
 def apply_round_evidence(
     standing: Standing, gateway: str, evidence: RoundEvidence, rules: Rules, at: float
 ) -> dict[str, float]:
@@ -57,6 +67,7 @@ def apply_round(
     """Stake every chosen peer that holds a say in the domain, then settle; returns the changes of score.
     A round whose gateway has no say there, or whose only answers are the gateway's own, is closed with
     no change; what the round costs a peer is taken on the gateway's word."""
+    outcome = replace(outcome, round_id=closed_id(gateway, outcome.round_id))
     if standing.is_closed(outcome.round_id):
         return {}
     standing.decay(at, rules)
@@ -80,7 +91,8 @@ def apply_challenge(standing: Standing, challenge: ChallengeOutcome, rules: Rule
     Counts only once, never on the challenger itself, and in each domain only from a challenger whose
     challenge counts there (`Standing.may_challenge`: anyone not banned while the domain is open, else
     its holders), as it stood before this challenge."""
-    if standing.is_closed(challenge.challenge_id):
+    entry_id = closed_id(challenge.challenger, challenge.challenge_id)
+    if standing.is_closed(entry_id):
         return 0
     standing.decay(at, rules)
     writer, peer = challenge.challenger, challenge.peer
@@ -92,5 +104,5 @@ def apply_challenge(standing: Standing, challenge: ChallengeOutcome, rules: Rule
         if allowed[answer.domain]:
             standing.count(peer, answer.domain, Graded(writer, answer.correct, answer.chance), at, rules)
             counted += 1
-    standing.close(challenge.challenge_id)
+    standing.close(entry_id)
     return counted

@@ -150,6 +150,10 @@ class Rules:
     # questions (routing.datasets.challenge_bank(): civics, medical and logic calibration items). The
     # ledger refuses to run with a grader or a bank these don't name.
     grader: int = 1
+    # What a ledger entry's evidence holds (consensus.entry.EVIDENCE_FORMAT): since 2, every statement in
+    # it names the gateway or challenger it was given to, and ids close per writer. The ledger refuses to
+    # run under another.
+    evidence: int = 2
     challenge_bank: str = "b139e54aca475882840e784cb89a588f0e962b59cc08e527970473220efbf746"
 
     def __post_init__(self) -> None:
@@ -162,6 +166,8 @@ class Rules:
                 raise ValueError(f"{name} must be a positive whole number, got {getattr(self, name)!r}")
         if self.say_half_life_s == 0 or self.say_per_writer < 1 or self.challenger_epoch_s == 0:
             raise ValueError("need say_half_life_s > 0, say_per_writer >= 1 and challenger_epoch_s > 0")
+        if not isinstance(self.evidence, int) or self.evidence < 1:
+            raise ValueError(f"evidence must be a format number, got {self.evidence!r}")
         if not isinstance(self.grader, int) or self.grader < 1:
             raise ValueError(f"grader must be a version number, got {self.grader!r}")
         if not re.fullmatch(r"[0-9a-f]{64}", self.challenge_bank):

@@ -22,7 +22,7 @@ from core.identity import Identity
 from core.records import GenerationRequest, Message
 from core.statements import Statement, commitment_digest, from_wire, sign
 from node.ports import free_port
-from node.rounds import Answerer, RoundConfig, RoundService
+from node.rounds import SENDER, Answerer, RoundConfig, RoundService
 from node.transport import Transport
 from testnet.testnet import Testnet
 
@@ -93,12 +93,17 @@ class Copycat(RoundService):
         return sign(
             self.identity,
             "commitment",
-            {"round": body["round"], "model": body["request"]["model"], "digest": digest},
+            {
+                "round": body["round"],
+                "model": body["request"]["model"],
+                "digest": digest,
+                "gateway": body[SENDER],
+            },
         )
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
         answer = {"round": body["round"], "model": body["model"], "answer": "Paris", "salt": "salt"}
-        return sign(self.identity, "reveal", answer)
+        return sign(self.identity, "reveal", {**answer, "gateway": body[SENDER]})
 
 
 class Sleeper(RoundService):
@@ -115,7 +120,8 @@ class Forger(RoundService):
     async def judge(self, body: dict[str, Any]) -> Statement:
         votes = [[a, b, "A"] for a, b in body["pairs"]]
         verdicts = {str(cid): "GOOD" for cid in body["check"]}  # every judge checks some answers
-        signed = sign(self.identity, "ballot", {"round": body["round"], "votes": votes, "verdicts": verdicts})
+        ballot = {"round": body["round"], "gateway": body[SENDER], "votes": votes, "verdicts": verdicts}
+        signed = sign(self.identity, "ballot", ballot)
         changed = {cid: "BAD" for cid in verdicts}
         return Statement(signed.kind, signed.signer, {**signed.body, "verdicts": changed}, signed.signature)
 
@@ -126,7 +132,8 @@ class Scribbler(RoundService):
     async def judge(self, body: dict[str, Any]) -> Statement:
         votes = [[a, b, "certainly"] for a, b in body["pairs"]]
         verdicts = {str(cid): "splendid" for cid in body["check"]}
-        return sign(self.identity, "ballot", {"round": body["round"], "votes": votes, "verdicts": verdicts})
+        ballot = {"round": body["round"], "gateway": body[SENDER], "votes": votes, "verdicts": verdicts}
+        return sign(self.identity, "ballot", ballot)
 
 
 @asynccontextmanager

@@ -28,7 +28,7 @@ from core.statements import Statement, commitment_digest, sign
 from node.ledger import LEDGER_TOPIC
 from node.network import ANNOUNCE_TOPIC
 from node.ports import free_port
-from node.rounds import RoundService
+from node.rounds import SENDER, RoundService
 from node.transport import Transport
 from reputation import Rules
 from routing.datasets import challenge_bank
@@ -157,11 +157,12 @@ class KnowNothing(RoundService):
     async def commit(self, body: dict[str, Any]) -> Statement:
         model = body["request"]["model"]
         digest = commitment_digest(body["round"], model, "salt", "I don't know.")
-        return sign(self.identity, "commitment", {"round": body["round"], "model": model, "digest": digest})
+        committed = {"round": body["round"], "model": model, "digest": digest, "gateway": body[SENDER]}
+        return sign(self.identity, "commitment", committed)
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
         answer = {"round": body["round"], "model": body["model"], "answer": "I don't know.", "salt": "salt"}
-        return sign(self.identity, "reveal", answer)
+        return sign(self.identity, "reveal", {**answer, "gateway": body[SENDER]})
 
 
 async def test_a_sybil_gains_no_say_and_forged_entries_are_rejected(net: Testnet, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from core.statements import Statement, commitment_digest, sign
 from node.ledger import LEDGER_PROTOCOL, LEDGER_TOPIC, round_record
 from node.network import ANNOUNCE_TOPIC
 from node.ports import free_port
-from node.rounds import Miss, RoundResult, RoundService
+from node.rounds import SENDER, Miss, RoundResult, RoundService
 from node.transport import Transport
 from reputation import ReputationBook, Rules
 from routing.datasets import challenge_bank
@@ -64,12 +64,13 @@ class KnowsTheBank(RoundService):
         salt = secrets.token_hex(8)
         self.committed[(body["round"], model)] = (answer, salt)
         digest = commitment_digest(body["round"], model, salt, answer)
-        return sign(self.identity, "commitment", {"round": body["round"], "model": model, "digest": digest})
+        committed = {"round": body["round"], "model": model, "digest": digest, "gateway": body[SENDER]}
+        return sign(self.identity, "commitment", committed)
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
         answer, salt = self.committed.pop((body["round"], body["model"]))
         reveal = {"round": body["round"], "model": body["model"], "answer": answer, "salt": salt}
-        return sign(self.identity, "reveal", reveal)
+        return sign(self.identity, "reveal", {**reveal, "gateway": body[SENDER]})
 
 
 class Attacker:
@@ -179,14 +180,17 @@ async def test_a_gateway_forging_faults_cannot_drain_an_honest_peer(net: Testnet
     assert all(reputations(v)[victim][1] for v in views)
 
 
-def challenge_answers(friend: Identity, items: list[tuple[str, str]], answer: str) -> list[dict[str, Any]]:
-    """The friend's signed answers to the attacker's questions, written up as right."""
+def challenge_answers(
+    friend: Identity, items: list[tuple[str, str]], answer: str, attacker: Identity
+) -> list[dict[str, Any]]:
+    """The friend's signed answers to the attacker's questions, given to it and written up as right."""
     answers = []
     for item, question in items:
         rid = uuid.uuid4().hex
         digest = commitment_digest(rid, "m", "salt", answer)
-        commitment = sign(friend, "commitment", {"round": rid, "model": "m", "digest": digest})
-        reveal = sign(friend, "reveal", {"round": rid, "model": "m", "answer": answer, "salt": "salt"})
+        asked = {"round": rid, "model": "m", "gateway": attacker.peer_id}
+        commitment = sign(friend, "commitment", {**asked, "digest": digest})
+        reveal = sign(friend, "reveal", {**asked, "answer": answer, "salt": "salt"})
         answers.append(
             {
                 "item": item,
@@ -220,7 +224,7 @@ async def test_a_challenger_cannot_pass_friends_on_questions_of_its_own(net: Tes
                     "challenge": uuid.uuid4().hex,
                     "peer": friend.peer_id,
                     "model": "m",
-                    "answers": challenge_answers(friend, items, "X"),
+                    "answers": challenge_answers(friend, items, "X", attacker.identity),
                 },
             )
             for friend, items in attacks

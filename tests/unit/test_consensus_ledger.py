@@ -35,33 +35,41 @@ GATEWAY, OTHER, ALICE, BOB, JUDGE, SYBIL, NOBODY = (identity() for _ in range(7)
 PASS = int(Rules().say_min_items)
 
 
-def answer(peer: Identity, round_id: str, model: str, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def answer(
+    peer: Identity, round_id: str, model: str, text: str, by: Identity = GATEWAY
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The peer's commitment to `text` and its reveal, given to the gateway (or challenger) `by`."""
     digest = commitment_digest(round_id, model, "salt", text)
-    commitment = sign(peer, "commitment", {"round": round_id, "model": model, "digest": digest})
-    reveal = sign(peer, "reveal", {"round": round_id, "model": model, "answer": text, "salt": "salt"})
+    asked = {"round": round_id, "model": model, "gateway": by.peer_id}
+    commitment = sign(peer, "commitment", {**asked, "digest": digest})
+    reveal = sign(peer, "reveal", {**asked, "answer": text, "salt": "salt"})
     return commitment.to_wire(), reveal.to_wire()
 
 
-def challenge_record(peer: Identity, right: int, wrong: int, cid: str = "") -> dict[str, Any]:
-    """A challenge of `peer` on questions of the bank, `right` of them answered right."""
+def challenge_record(
+    peer: Identity, right: int, wrong: int, cid: str = "", by: Identity = GATEWAY
+) -> dict[str, Any]:
+    """A challenge of `peer` by `by` on questions of the bank, `right` of them answered right."""
     cid = cid or f"challenge-{random.random()}"
     answers = []
     for i, item in enumerate(BANK[: right + wrong]):
-        commitment, reveal = answer(peer, f"{cid}-{i}", "m", item.answers[0] if i < right else "?")
+        commitment, reveal = answer(peer, f"{cid}-{i}", "m", item.answers[0] if i < right else "?", by)
         answers.append(
             {"item": f"civics/{item.id}", "correct": i < right, "commitment": commitment, "reveal": reveal}
         )
     return {"challenge": cid, "peer": peer.peer_id, "model": "m", "answers": answers}
 
 
-def round_record(round_id: str, prefer_alice: bool = True) -> dict[str, Any]:
+def round_record(round_id: str, prefer_alice: bool = True, by: Identity = GATEWAY) -> dict[str, Any]:
+    """A round of Alice's and Bob's answers, judged by the judge, that the gateway `by` asked for."""
     candidates = [
-        {"cid": i, "model": m, "peer": p.peer_id, "commitment": answer(p, round_id, m, t)[0]}
+        {"cid": i, "model": m, "peer": p.peer_id, "commitment": answer(p, round_id, m, t, by)[0]}
         for i, (p, m, t) in enumerate([(ALICE, "a", "B"), (BOB, "b", "C")])
     ]
     vote = [0, 1, "A" if prefer_alice else "B"]
+    verdicts = {"0": "GOOD", "1": "BAD"}
     ballot = sign(
-        JUDGE, "ballot", {"round": round_id, "votes": [vote], "verdicts": {"0": "GOOD", "1": "BAD"}}
+        JUDGE, "ballot", {"round": round_id, "gateway": by.peer_id, "votes": [vote], "verdicts": verdicts}
     )
     return {
         "round": round_id,
@@ -79,9 +87,11 @@ def established(ledger: Ledger) -> None:
     anyone; from then on only from a peer holding one."""
     ledger.append(GATEWAY, "challenge", challenge_record(OTHER, PASS, 0))
     assert not ledger.book.bootstrapping(ledger.rules)
-    ledger.append(OTHER, "challenge", challenge_record(GATEWAY, PASS, 0))
+    ledger.append(OTHER, "challenge", challenge_record(GATEWAY, PASS, 0, by=OTHER))
     ledger.append(GATEWAY, "challenge", challenge_record(JUDGE, PASS, 0))  # three hold a say: closed
-    ledger.append(NOBODY, "challenge", challenge_record(ALICE, PASS, 0))  # from a writer with no say
+    ledger.append(
+        NOBODY, "challenge", challenge_record(ALICE, PASS, 0, by=NOBODY)
+    )  # from a writer with no say
     assert ledger.book.score(ALICE.peer_id) == 0
     for peer in (ALICE, BOB):
         ledger.append(GATEWAY, "challenge", challenge_record(peer, PASS, 0))
@@ -118,9 +128,8 @@ def test_arrival_order_changes_nothing() -> None:
     source = Ledger()
     established(source)
     for i in range(4):
-        source.append(
-            random.choice([GATEWAY, OTHER]), "round", round_record(f"r{i}", prefer_alice=i % 2 == 0)
-        )
+        writer = random.choice([GATEWAY, OTHER])
+        source.append(writer, "round", round_record(f"r{i}", prefer_alice=i % 2 == 0, by=writer))
     wires = [e.to_wire() for e in source.recent(len(source))]
     heads = set()
     for seed in range(5):
@@ -225,15 +234,15 @@ def test_a_sybil_gains_no_eligibility_without_passing_challenges() -> None:
     sybils = [identity() for _ in range(20)]
     # Sybils vouching for each other have no say; an established peer's challenges they fail.
     for a, b in itertools.pairwise(sybils):
-        ledger.append(a, "challenge", challenge_record(b, PASS, 0))
+        ledger.append(a, "challenge", challenge_record(b, PASS, 0, by=a))
     for s in sybils:
         ledger.append(GATEWAY, "challenge", challenge_record(s, 0, 3))
-        ledger.append(s, "challenge", challenge_record(s, PASS, 0))  # nor on itself
+        ledger.append(s, "challenge", challenge_record(s, PASS, 0, by=s))  # nor on itself
     assert not any(ledger.book.eligible(s.peer_id, "answer", rules) for s in sybils)
     assert all(ledger.book.score(s.peer_id) == 0 for s in sybils)
     # Nor can a Sybil gateway's rounds move anyone's reputation.
     before = ledger.book.snapshot()["books"]["general"]["scores"]
-    ledger.append(SYBIL, "round", round_record("sybil-round"))
+    ledger.append(SYBIL, "round", round_record("sybil-round", by=SYBIL))
     assert ledger.book.snapshot()["books"]["general"]["scores"] == pytest.approx(before)  # decay aside
     # Passing an established peer's challenge is what it takes.
     ledger.append(GATEWAY, "challenge", challenge_record(sybils[0], PASS, 0))
@@ -250,7 +259,7 @@ def test_a_peer_that_fails_challenges_later_loses_eligibility() -> None:
     # Each challenger's answers count for at most say_per_writer: failing many of them is what costs Bob
     # its say.
     for challenger in challengers:
-        ledger.append(challenger, "challenge", challenge_record(BOB, 0, 20))
+        ledger.append(challenger, "challenge", challenge_record(BOB, 0, 20, by=challenger))
     assert not ledger.book.eligible(BOB.peer_id, "answer", ledger.rules)
 
 
@@ -307,7 +316,7 @@ me, peer = Identity.generate(), Identity.generate()
 ledger = Ledger(Path(sys.argv[1]))
 print("ready", flush=True)
 while True:
-    ledger.append(me, "challenge", challenge_record(peer, 1, 1))
+    ledger.append(me, "challenge", challenge_record(peer, 1, 1, by=me))
 """
 
 

@@ -74,8 +74,10 @@ def backdated() -> list[LedgerEntry]:
     """A fresh key's challenge of a friend dated at=1, the friend's of it at=2, and the pair's checkpoint
     of the epoch after them: a past in which the pair had the first say."""
     attacker, friend = Identity.generate(), Identity.generate()
-    early = make(attacker, 0, GENESIS, 1.0, "challenge", challenge_record(friend, PASS, 0), RULES)
-    back = make(friend, 0, GENESIS, 2.0, "challenge", challenge_record(attacker, PASS, 0), RULES)
+    early = make(
+        attacker, 0, GENESIS, 1.0, "challenge", challenge_record(friend, PASS, 0, by=attacker), RULES
+    )
+    back = make(friend, 0, GENESIS, 2.0, "challenge", challenge_record(attacker, PASS, 0, by=friend), RULES)
     heads = {attacker.peer_id: 1, friend.peer_id: 1}
     record = Checkpoint(CHECKPOINT_EVERY_S, heads).to_record()
     return [
@@ -133,7 +135,7 @@ def test_every_ledger_ends_on_the_same_past_whatever_order_it_hears_it_in() -> N
     clock.t += 10
     attack = backdated()
     source.add_many(attack)
-    source.append(ALICE, "challenge", challenge_record(BOB, PASS, 0))
+    source.append(ALICE, "challenge", challenge_record(BOB, PASS, 0, by=ALICE))
     entries = source.since({}, 10_000)
     # A node that was there all along hears the attack last, as the network wrote it; others hear it all
     # in any order, having learnt when the past closed.
@@ -178,9 +180,13 @@ def test_an_established_gateway_cannot_write_into_its_closed_past() -> None:
     tip = ledger.tip(OTHER.peer_id)
     assert tip is not None and tip.at < ledger.finals[-1].time  # quiet since before the checkpoint
     with pytest.raises(BadEntry, match="dated before the entry it follows"):
-        ledger.add(make(OTHER, 1, tip.digest, tip.at - 1, "challenge", challenge_record(BOB, PASS, 0), RULES))
+        ledger.add(
+            make(
+                OTHER, 1, tip.digest, tip.at - 1, "challenge", challenge_record(BOB, PASS, 0, by=OTHER), RULES
+            )
+        )
     # Its next link dated as its last one, before the checkpoint: taken, void.
-    late = make(OTHER, 1, tip.digest, tip.at, "challenge", challenge_record(BOB, PASS, 0), RULES)
+    late = make(OTHER, 1, tip.digest, tip.at, "challenge", challenge_record(BOB, PASS, 0, by=OTHER), RULES)
     assert ledger.add(late) is Added.NEW and ledger.void(OTHER.peer_id, 1)
     assert ledger.book.snapshot() == before
 
@@ -189,7 +195,7 @@ def test_a_node_whose_clock_is_behind_dates_its_entries_from_the_epoch_others_si
     clock = Clock()
     ledger, checkpoint = closed(clock)
     clock.t = checkpoint.time - 30  # behind the signers, within the clock skew nodes allow
-    entry = ledger.append(OTHER, "challenge", challenge_record(BOB, PASS, 0))
+    entry = ledger.append(OTHER, "challenge", challenge_record(BOB, PASS, 0, by=OTHER))
     assert entry.at == checkpoint.time and not ledger.void(OTHER.peer_id, entry.seq)
 
 
@@ -198,7 +204,9 @@ def fork_of(ledger: Ledger, signer: Identity) -> tuple[LedgerEntry, LedgerEntry]
     tip = ledger.tip(signer.peer_id)
     seq, prev = (tip.seq + 1, tip.digest) if tip else (0, GENESIS)
     return tuple(  # type: ignore[return-value]
-        make(signer, seq, prev, ledger.clock(), "challenge", challenge_record(peer, PASS, 0), RULES)
+        make(
+            signer, seq, prev, ledger.clock(), "challenge", challenge_record(peer, PASS, 0, by=signer), RULES
+        )
         for peer in (BOB, JUDGE)
     )
 

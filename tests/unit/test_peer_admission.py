@@ -14,7 +14,7 @@ import pytest
 
 from core.identity import Identity
 from core.records import GenerationRequest, Message, to_wire
-from core.statements import Statement, from_wire
+from core.statements import BadStatement, Statement, from_wire
 from node.admission import Admission, Refused, ServePolicy
 from node.config import ConfigError, NodeConfig
 from node.hosting import InvalidRequest
@@ -187,3 +187,36 @@ async def test_a_second_commit_for_the_round_and_model_is_refused(answerer: Roun
     reveal = {"op": "reveal", "round": "r", "model": "m", "commitments": [first.to_wire()]}
     revealed = await served(answerer, "gateway", reveal)
     assert isinstance(revealed, Statement) and revealed.body["answer"] == "Paris"
+
+
+class Relay:
+    """The gateway's transport to one answerer, which the answerer hears as a request from `asker`."""
+
+    def __init__(self, answerer: RoundService, asker: str) -> None:
+        self.answerer, self.asker = answerer, asker
+
+    def handle(self, protocol: str, handler: Any) -> None:
+        pass
+
+    async def request(self, peer_id: str, protocol: str, body: dict[str, Any], timeout: float) -> Any:
+        (reply,) = [r async for r in self.answerer._serve(self.asker, body)]
+        return reply
+
+
+async def test_every_statement_names_the_gateway_that_asked_and_the_gateway_takes_only_its_own(
+    answerer: RoundService, tmp_path: Path
+) -> None:
+    gateway_id = Identity.load_or_create(tmp_path / "gateway")
+    gateway = RoundService(gateway_id, Relay(answerer, gateway_id.peer_id), {}, list)  # type: ignore[arg-type]
+    committed = await gateway._call(answerer.peer_id, commit(answerer, []), 10)
+    assert committed.body["gateway"] == gateway_id.peer_id
+    answerer._pending["r", "m"] = replace(answerer._pending["r", "m"], closes_at=0.0)
+    revealed = await gateway._call(answerer.peer_id, {"op": "reveal", "round": "r", "model": "m"}, 10)
+    assert revealed.body["gateway"] == gateway_id.peer_id
+    judged = await gateway._call(answerer.peer_id, judge_body(2, [[0, 1]], op="judge"), 10)
+    assert judged.body["gateway"] == gateway_id.peer_id
+    # A statement given to another gateway (an answerer replaying one, or lying) is refused on receipt:
+    # the gateway's ledger entry would be refused everywhere with it in.
+    fooled = RoundService(gateway_id, Relay(answerer, "another-gateway"), {}, list)  # type: ignore[arg-type]
+    with pytest.raises(BadStatement, match="names another gateway"):
+        await fooled._call(answerer.peer_id, judge_body(2, [[0, 1]], op="judge"), 10)

@@ -17,6 +17,7 @@ from reputation import (
     has_say,
     round_outcome,
 )
+from reputation.apply import closed_id
 from tests.support.reputation import HOLDERS, RULES, book_with, prove, standing_with
 
 # apply_round
@@ -28,15 +29,18 @@ def test_a_round_from_a_gateway_with_no_say_closes_with_no_change() -> None:
     outcome = RoundOutcome("r1", {"a": AnswerOutcome(0, 2, 1.0), "b": AnswerOutcome(1, 2, 0.0)})
     assert apply_round(standing, "nobody", outcome, RULES, 0.0, "general") == {}
     assert book.score("a") == 10.0 and book.score("b") == 10.0
-    assert standing.is_closed("r1") and book.stakes() == ()
-    assert apply_round(standing, "a", outcome, RULES, 0.0, "general") == {}  # closed: no second chance
-    # The same round from a gateway with a say moves the scores; a gateway with a say in another domain
-    # only does not.
-    moved = RoundOutcome("r2", outcome.answerers)
+    assert standing.is_closed(closed_id("nobody", "r1")) and book.stakes() == ()
+    assert apply_round(standing, "nobody", outcome, RULES, 0.0, "general") == {}  # closed: no second chance
+    # A gateway with a say in another domain only moves nothing either.
     prove(standing, "logician", "logic")
-    assert apply_round(standing, "logician", moved, RULES, 0.0, "general") == {}
-    moved = RoundOutcome("r3", outcome.answerers)
-    assert apply_round(standing, "a", moved, RULES, 0.0, "general") == pytest.approx({"a": 1.0, "b": -1.0})
+    assert (
+        apply_round(standing, "logician", RoundOutcome("r2", outcome.answerers), RULES, 0.0, "general") == {}
+    )
+    # Ids close per writer: the id the others closed is still open to a gateway with a say, whose round
+    # of it moves the scores.
+    assert not standing.is_closed(closed_id("a", "r1"))
+    assert apply_round(standing, "a", outcome, RULES, 0.0, "general") == pytest.approx({"a": 1.0, "b": -1.0})
+    assert apply_round(standing, "a", outcome, RULES, 0.0, "general") == {}
 
 
 def test_a_round_stakes_only_eligible_peers() -> None:

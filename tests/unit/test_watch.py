@@ -146,7 +146,9 @@ async def test_the_watch_samples_reputation_when_the_ledger_moves_and_verifies_i
     bus = EventBus()
     watch = Watch(bus, {}, NodeMetrics(), fake_report, ledger=ledger)
     assert watch.sample_ledger() and not watch.sample_ledger()  # the first look, then nothing new
-    ledger.record("challenge", challenge_record(other, PASS, 0))  # in a new network, anyone's counts
+    ledger.record(
+        "challenge", challenge_record(other, PASS, 0, by=identity)
+    )  # in a new network, anyone's counts
     assert watch.sample_ledger()
     series = watch.reputation.to_json()
     assert len(series["at"]) == 2 and series["values"][other.peer_id][-1] > 0
