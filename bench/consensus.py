@@ -25,7 +25,8 @@ answers of which exactly one is right and neither its own, each model judges
 in each reading: text (the letter it writes, parsed), probability (P(A) among
 A and B, both orders averaged, and again with its letter prior removed) and
 likelihood (which answer it finds likelier, per character). Prints, per judge
-and reading, the share of pairs it picked the right answer of, with a 95%
+and reading, the share of pairs it picked the right answer of (an even
+verdict, as the same letter in both orders, counts half), with a 95%
 interval, the share where it gave nothing usable, and the weight its record
 would earn it (`ranking.reliability`).
 """
@@ -50,7 +51,7 @@ from node import catalog, prompts
 from node.engines import readings
 from node.engines.base import EngineSpec
 from node.engines.llamacpp import LlamaCppEngine
-from ranking import judging
+from ranking import ballots, judging
 from ranking.majority import majority
 from ranking.reliability import Reliability
 from ranking.verdicts import both_orders, letter_prior
@@ -170,6 +171,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
 JUDGES = ("smollm2-135m-instruct", "gemma3-270m", "qwen2.5-coder-0.5b-instruct")
 READINGS = ("text", "probability", "probability, letter prior removed", "likelihood")
+# A pick's credit, "first is better" read as A: an even verdict is worth half, as U is, not nothing.
+CREDIT = {"A": 1.0, "B": 0.0, "U": 0.5}
 
 
 class LocalModel:
@@ -215,7 +218,7 @@ def judge_signal(args: argparse.Namespace) -> None:
             for a, b in ((right.answer, wrong.answer), (wrong.answer, right.answer)):
                 reply = local.engine.generate(local.request(judging.pairwise_prompt(question, a, b), 8)).text
                 texts.append(judging.parse_preference(reply))
-            picks = [{"A": 1.0, "B": 0.0, "U": 0.5}.get(t) if t else None for t in texts]
+            picks = [CREDIT.get(t) if t else None for t in texts]
             if picks[1] is not None:
                 picks[1] = 1 - picks[1]
             usable = [p for p in picks if p is not None]
@@ -230,7 +233,7 @@ def judge_signal(args: argparse.Namespace) -> None:
                 credit[judge, "probability"].append(None)
             else:
                 raw.append((shares[0], shares[1]))
-                credit[judge, "probability"].append(float(both_orders(*raw[-1]) > 0.5))
+                credit[judge, "probability"].append(CREDIT[ballots.letter(both_orders(*raw[-1]))])
             asked = local.request((Message("user", question),), 1)
             likely = [readings.likelihood(local.engine, asked, t) for t in (right.answer, wrong.answer)]
             credit[judge, "likelihood"].append(
@@ -238,7 +241,7 @@ def judge_signal(args: argparse.Namespace) -> None:
             )
         # PriDe estimates the prior from the judge's own pairs, without their labels
         prior = letter_prior(raw)
-        credit[judge, READINGS[2]] = [float(both_orders(a, b, prior) > 0.5) for a, b in raw]
+        credit[judge, READINGS[2]] = [CREDIT[ballots.letter(both_orders(a, b, prior))] for a, b in raw]
         print(f"  {judge}: letter prior {prior:+.2f} (log-odds of A over B)", flush=True)
     print(
         "\njudge signal: share of pairs (one answer right, neither the judge's) where it picked the right one"
