@@ -77,11 +77,11 @@ def shown_peers(driver: Any) -> set[str]:
 
 
 def eligible(driver: Any) -> set[str]:
-    """The peers the reputation table shows as eligible."""
+    """The peers the reputation table shows holding a say in some domain (a domain tag marked good)."""
     return set(
         driver.execute_script(
             "return [...document.querySelectorAll('#rep-body tr')]"
-            ".filter(row => row.querySelector('.peer') && row.textContent.includes('eligible'))"
+            ".filter(row => row.querySelector('.peer') && row.querySelector('.tag.good'))"
             ".map(row => row.querySelector('.peer').title)"
         )
     )
