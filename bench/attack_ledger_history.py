@@ -46,7 +46,7 @@ from core.statements import Statement, commitment_digest, sign
 from node.ledger import LEDGER_PROTOCOL, LEDGER_TOPIC
 from node.network import ANNOUNCE_TOPIC
 from node.ports import free_port
-from node.rounds import RoundService
+from node.rounds import SENDER, RoundService
 from node.transport import Transport
 from routing.datasets import Item, load_file
 from testnet.testnet import Testnet
@@ -222,9 +222,8 @@ class KnowsTheAnswers(RoundService):
         round_id = str(body["round"])
         self.answers[round_id] = answer
         digest = commitment_digest(round_id, request.model, "salt", answer)
-        return sign(
-            self.identity, "commitment", {"round": round_id, "model": request.model, "digest": digest}
-        )
+        committed = {"round": round_id, "model": request.model, "digest": digest, "gateway": body[SENDER]}
+        return sign(self.identity, "commitment", committed)
 
     async def reveal(self, body: dict[str, Any]) -> Statement:
         round_id = str(body["round"])
@@ -232,7 +231,13 @@ class KnowsTheAnswers(RoundService):
         return sign(
             self.identity,
             "reveal",
-            {"round": round_id, "model": body["model"], "answer": answer, "salt": "salt"},
+            {
+                "round": round_id,
+                "model": body["model"],
+                "answer": answer,
+                "salt": "salt",
+                "gateway": body[SENDER],
+            },
         )
 
 
