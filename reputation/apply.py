@@ -30,8 +30,14 @@ def has_say(standing: Standing, peer: str, rules: Rules, domain: Domain, role: R
 
 
 def speaks(standing: Standing, peer: str, rules: Rules) -> bool:
-    """Whether the peer has a say in some domain (bootstrap rules included): what it signs may count."""
-    return any(has_say(standing, peer, rules, d) for d in DOMAINS)
+    """Whether what the peer asks of a node outside a round counts (its models served, its routing table
+    adopted): it holds a say of its own in some domain, or no domain has closed yet (the network's
+    bootstrap). An open domain alone is not enough: one without challenge items never closes, and it
+    would lend the network's models and its routing to any fresh key."""
+    if standing.banned(peer):
+        return False
+    holds = any(standing.holds(peer, d, rules) for d in DOMAINS)
+    return holds or all(standing.open(d, rules) for d in DOMAINS)
 
 
 def judge_weight(standing: Standing, judge: str, rules: Rules, domain: Domain) -> float:

@@ -16,6 +16,7 @@ from reputation import (
     apply_round,
     has_say,
     round_outcome,
+    speaks,
 )
 from reputation.apply import closed_id
 from tests.support.reputation import HOLDERS, RULES, book_with, prove, standing_with
@@ -171,3 +172,14 @@ def test_bootstrapping_lasts_until_some_peer_holds_a_say_somewhere() -> None:
     assert not standing.bootstrapping(RULES)
     # One holder does not close its domain: fewer than min_holders hold a say there, so anyone speaks.
     assert has_say(standing, "a", RULES, "code") and has_say(standing, "low", RULES, "code")
+
+
+def test_a_fresh_key_speaks_only_while_no_domain_has_closed() -> None:
+    # Code has no challenge items, so it stays open for good: an open domain alone must not lend a
+    # stranger the network's models and routing.
+    fresh = Standing()
+    assert speaks(fresh, "stranger", RULES)  # the network's bootstrap
+    closed = standing_with("general", friend=10.0)  # HOLDERS and friend hold general: it has closed
+    assert not closed.open("general", RULES) and closed.open("code", RULES)
+    assert not speaks(closed, "stranger", RULES)
+    assert speaks(closed, "friend", RULES) and all(speaks(closed, h, RULES) for h in HOLDERS)
